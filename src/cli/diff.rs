@@ -1,0 +1,66 @@
+//! `cloonix diff FILE`: the observed lab against the file, both in canonical form, then the
+//! plan. Exit 0 no changes, 2 changes pending, 1 error.
+
+use super::Output;
+use cloonix::graph::{self, Graph};
+use cloonix::model::to_yaml;
+use cloonix::plan::{self, render_text};
+use std::path::Path;
+
+pub fn run(file: &Path, verbose: bool, output: Output) -> i32 {
+    let Some(loaded) = super::load(file) else {
+        return 1;
+    };
+    let desired = match graph::desired(&loaded.topology) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("cloonix: {e}");
+            return 1;
+        }
+    };
+    let observed = Graph::new(&loaded.topology.name);
+    let plan = plan::plan(&desired, &observed);
+    let path = file.display().to_string();
+    let text_diff = unified(&observed, &desired, &path);
+    if output == Output::Json {
+        let report = serde_json::json!({
+            "lab": plan.lab,
+            "changes": !plan.is_empty(),
+            "counts": plan.counts(),
+            "items": plan.items,
+            "diff": text_diff,
+            "host_items": loaded.host_items,
+            "steps": plan.steps,
+            "waves": plan.waves,
+        });
+        println!("{}", serde_json::to_string_pretty(&report).expect("json"));
+    } else {
+        print!("{text_diff}");
+        if !text_diff.is_empty() {
+            println!();
+        }
+        print!("{}", render_text(&plan, &path, verbose));
+        if !loaded.host_items.is_empty() {
+            println!("\nNeeds --allow-host:");
+            for h in &loaded.host_items {
+                println!("  {path}:{}:{}: {}", h.pos.line, h.pos.col, h.what);
+            }
+        }
+    }
+    if plan.is_empty() { 0 } else { 2 }
+}
+
+/// A unified diff of two labs in canonical form; empty when they render the same.
+pub fn unified(observed: &Graph, desired: &Graph, file: &str) -> String {
+    let before = if observed.is_empty() {
+        String::new()
+    } else {
+        to_yaml(&graph::to_topology(observed))
+    };
+    let after = to_yaml(&graph::to_topology(desired));
+    similar::TextDiff::from_lines(&before, &after)
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("observed lab {}", observed.lab), file)
+        .to_string()
+}

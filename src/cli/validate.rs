@@ -1,0 +1,41 @@
+//! `cloonix validate FILE`: every error of the file at once, exit 0 or 1.
+
+use super::Output;
+use cloonix::model::{LoadError, load};
+use std::path::Path;
+
+pub fn run(file: &Path, output: Output) -> i32 {
+    let path = file.display().to_string();
+    let result = load(file);
+    if output == Output::Json {
+        let report = match &result {
+            Ok(loaded) => serde_json::json!({
+                "file": path, "valid": true, "errors": [], "host_items": loaded.host_items,
+            }),
+            Err(LoadError::Invalid { diagnostics, .. }) => {
+                serde_json::json!({"file": path, "valid": false, "errors": diagnostics.0})
+            }
+            Err(e) => serde_json::json!({"file": path, "valid": false,
+                "errors": [{"line": 0, "col": 0, "message": e.to_string(), "hint": ""}]}),
+        };
+        println!("{}", serde_json::to_string_pretty(&report).expect("json"));
+        return i32::from(result.is_err());
+    }
+    match result {
+        Ok(loaded) => {
+            println!("{path}: valid (lab {})", loaded.topology.name);
+            for h in &loaded.host_items {
+                println!(
+                    "{path}:{}:{}: needs --allow-host: {}",
+                    h.pos.line, h.pos.col, h.what
+                );
+            }
+            0
+        }
+        Err(e) => {
+            eprint!("{}", e.render());
+            eprintln!("{e}");
+            1
+        }
+    }
+}

@@ -1,0 +1,368 @@
+//! The desired lab: every resource a topology needs, with its dependencies.
+
+use super::names::{derived_mac, port_name};
+use super::*;
+use crate::model::{self, Endpoint, Eth, Topology};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("interfaces {0} and {1} would get the same switch-side name {2}; rename one of them")]
+    NameCollision(String, String, String),
+}
+
+/// Builds the graph of everything `t` asks for.
+pub fn desired(t: &Topology) -> Result<Graph, BuildError> {
+    let mut b = Builder {
+        g: Graph::new(&t.name),
+        t,
+        peers: BTreeMap::new(),
+    };
+    let ns = b.add(Kind::SwitchNs, "switch", Item::Lab, Spec::SwitchNs, &[]);
+    let ovs = b.add(
+        Kind::Ovs,
+        "ovs",
+        Item::Lab,
+        Spec::Ovs,
+        &[(&ns, Dep::LivesIn)],
+    );
+    for (name, lan) in &t.lans {
+        let spec = Spec::Bridge {
+            mtu: lan.mtu,
+            spy: lan.spy,
+        };
+        b.add(
+            Kind::Bridge,
+            name,
+            Item::Lan(name.clone()),
+            spec,
+            &[(&ovs, Dep::LivesIn)],
+        );
+    }
+    for (name, ep) in &t.endpoints {
+        b.endpoint(name, ep)?;
+    }
+    Ok(b.g)
+}
+
+struct Builder<'t> {
+    g: Graph,
+    t: &'t Topology,
+    /// Switch-side names given so far, to catch two hashed names meeting.
+    peers: BTreeMap<String, String>,
+}
+
+impl Builder<'_> {
+    fn add(
+        &mut self,
+        kind: Kind,
+        name: &str,
+        item: Item,
+        spec: Spec,
+        deps: &[(&ResourceId, Dep)],
+    ) -> ResourceId {
+        let id = self.g.id(kind, name);
+        self.g.insert(Resource {
+            id: id.clone(),
+            item,
+            spec,
+        });
+        for (to, dep) in deps {
+            self.g.depend(&id, to, *dep);
+        }
+        id
+    }
+
+    fn switch(&self) -> ResourceId {
+        self.g.id(Kind::SwitchNs, "switch")
+    }
+
+    fn peer_name(&mut self, endpoint: &str, iface: &str) -> Result<String, BuildError> {
+        let peer = port_name(endpoint, iface);
+        let who = format!("{endpoint}.{iface}");
+        if let Some(other) = self.peers.insert(peer.clone(), who.clone()) {
+            return Err(BuildError::NameCollision(other, who, peer));
+        }
+        Ok(peer)
+    }
+
+    fn endpoint(&mut self, name: &str, ep: &Endpoint) -> Result<(), BuildError> {
+        let item = Item::Endpoint(name.to_string());
+        let needs_ns = !matches!(ep, Endpoint::Kvm(_) | Endpoint::Tap(_) | Endpoint::Phy(_));
+        let ns = needs_ns.then(|| {
+            let spec = Spec::EndpointNs {
+                kind: ep.kind().into(),
+            };
+            self.add(Kind::EndpointNs, name, item.clone(), spec, &[])
+        });
+        let inner = Netns::Endpoint(name.to_string());
+        match ep {
+            Endpoint::Cnt(c) => self.container(name, c, ns.as_ref().expect("cnt has a netns")),
+            Endpoint::Kvm(v) => self.vm(name, v),
+            Endpoint::Nat(n) => {
+                let link =
+                    self.link(name, "eth0", &n.lan, inner, "eth0", &[], None, item.clone())?;
+                let helper = Spec::Helper(Helper::Nat { subnet: n.subnet });
+                let ns = ns.expect("nat has a netns");
+                self.add(
+                    Kind::Helper,
+                    name,
+                    item,
+                    helper,
+                    &[(&ns, Dep::LivesIn), (&link, Dep::After)],
+                );
+                Ok(())
+            }
+            Endpoint::Tap(t) => {
+                let ifname = t.name.clone().unwrap_or_else(|| name.to_string());
+                self.link(name, "tap", &t.lan, Netns::Host, &ifname, &t.ip, None, item)?;
+                Ok(())
+            }
+            Endpoint::Phy(p) => {
+                let spec = Spec::Phy {
+                    device: p.device.clone(),
+                };
+                let sw = self.switch();
+                let phy = self.add(Kind::Phy, name, item.clone(), spec, &[(&sw, Dep::LivesIn)]);
+                self.port(name, "phy", &p.device, &p.lan, &phy, item);
+                Ok(())
+            }
+            Endpoint::A2b(a) => {
+                let ns = ns.expect("a2b has a netns");
+                let la = self.link(name, "a", &a.a, inner.clone(), "a", &[], None, item.clone())?;
+                let lb = self.link(name, "b", &a.b, inner, "b", &[], None, item.clone())?;
+                let helper = Spec::Helper(Helper::A2b {
+                    a_to_b: a.a_to_b,
+                    b_to_a: a.b_to_a,
+                });
+                self.add(
+                    Kind::Helper,
+                    name,
+                    item,
+                    helper,
+                    &[(&ns, Dep::LivesIn), (&la, Dep::After), (&lb, Dep::After)],
+                );
+                Ok(())
+            }
+            Endpoint::C2c(c) => {
+                let link =
+                    self.link(name, "eth0", &c.lan, inner, "eth0", &[], None, item.clone())?;
+                let helper = Spec::Helper(Helper::C2c {
+                    role: c.role,
+                    peer: c.peer.clone(),
+                    port: c.port,
+                    bind: c.bind,
+                    peer_lab: c.peer_lab.clone(),
+                    peer_lan: c.peer_lan.clone(),
+                });
+                let ns = ns.expect("c2c has a netns");
+                self.add(
+                    Kind::Helper,
+                    name,
+                    item,
+                    helper,
+                    &[(&ns, Dep::LivesIn), (&link, Dep::After)],
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// A veth from `ns` to the switch namespace, and its port on `lan`'s bridge.
+    #[allow(clippy::too_many_arguments)]
+    fn link(
+        &mut self,
+        endpoint: &str,
+        iface: &str,
+        lan: &str,
+        ns: Netns,
+        ifname: &str,
+        ips: &[model::units::Cidr],
+        mac: Option<model::units::Mac>,
+        item: Item,
+    ) -> Result<ResourceId, BuildError> {
+        let peer = self.peer_name(endpoint, iface)?;
+        let spec = Spec::Veth(Veth {
+            endpoint: endpoint.into(),
+            iface: iface.into(),
+            ns: ns.clone(),
+            ifname: ifname.into(),
+            peer: peer.clone(),
+            mac: mac.unwrap_or_else(|| derived_mac(&self.t.name, endpoint, iface)),
+            ips: ips.to_vec(),
+            mtu: self.t.lans[lan].mtu,
+        });
+        let sw = self.switch();
+        let mut deps = vec![(&sw, Dep::LivesIn)];
+        let ns_id = match &ns {
+            Netns::Endpoint(e) => Some(self.g.id(Kind::EndpointNs, e.as_str())),
+            Netns::Host => None,
+        };
+        if let Some(ns_id) = &ns_id {
+            deps.push((ns_id, Dep::LivesIn));
+        }
+        let veth = self.add(
+            Kind::Veth,
+            &format!("{endpoint}.{iface}"),
+            item.clone(),
+            spec,
+            &deps,
+        );
+        self.port(endpoint, iface, &peer, lan, &veth, item);
+        Ok(veth)
+    }
+
+    fn port(
+        &mut self,
+        endpoint: &str,
+        iface: &str,
+        ifname: &str,
+        lan: &str,
+        on: &ResourceId,
+        item: Item,
+    ) -> ResourceId {
+        let spec = Spec::Port(Port {
+            endpoint: endpoint.into(),
+            iface: iface.into(),
+            ifname: ifname.into(),
+            lan: lan.into(),
+        });
+        let bridge = self.g.id(Kind::Bridge, lan);
+        self.add(
+            Kind::Port,
+            &format!("{endpoint}.{iface}"),
+            item,
+            spec,
+            &[(on, Dep::LivesIn), (&bridge, Dep::After)],
+        )
+    }
+
+    fn container(
+        &mut self,
+        name: &str,
+        c: &model::Container,
+        ns: &ResourceId,
+    ) -> Result<(), BuildError> {
+        let image = match c.image.as_str() {
+            model::BUILTIN_IMAGE => ImageRef::Builtin,
+            n => match self.t.images.get(n) {
+                Some(img) => ImageRef::Recipe {
+                    name: n.into(),
+                    debian: img.debian.clone(),
+                },
+                None => ImageRef::Dir { path: n.into() },
+            },
+        };
+        let spec = ContainerSpec {
+            image: c.image.clone(),
+            run: c.run.clone(),
+            run_timeout: c.run_timeout,
+            env: c.env.clone(),
+            sysctl: c.sysctl.clone(),
+            privileged: c.privileged,
+            cpu: c.cpu,
+            ram: c.ram,
+        };
+        let instance = instance_hash(&image, &spec);
+        let item = Item::Endpoint(name.to_string());
+        let rootfs = self.add(
+            Kind::Rootfs,
+            name,
+            item.clone(),
+            Spec::Rootfs(Rootfs { image, instance }),
+            &[],
+        );
+        let mut deps = vec![(rootfs.clone(), Dep::LivesIn), (ns.clone(), Dep::LivesIn)];
+        for (path, file) in &c.files {
+            let spec = Spec::File(FileSpec {
+                endpoint: name.into(),
+                path: path.clone(),
+                content: file.content.clone().unwrap_or_default(),
+                mode: file.mode.clone(),
+            });
+            let f = self.add(
+                Kind::File,
+                &format!("{name}:{path}"),
+                item.clone(),
+                spec,
+                &[(&rootfs, Dep::LivesIn)],
+            );
+            deps.push((f, Dep::After));
+        }
+        for eth in &c.eth {
+            let link = self.eth(name, eth)?;
+            deps.push((link, Dep::After));
+        }
+        let deps: Vec<(&ResourceId, Dep)> = deps.iter().map(|(id, d)| (id, *d)).collect();
+        self.add(Kind::Container, name, item, Spec::Container(spec), &deps);
+        Ok(())
+    }
+
+    fn eth(&mut self, endpoint: &str, eth: &Eth) -> Result<ResourceId, BuildError> {
+        let item = Item::Interface(endpoint.into(), eth.name.clone());
+        let ns = Netns::Endpoint(endpoint.into());
+        self.link(
+            endpoint, &eth.name, &eth.lan, ns, &eth.name, &eth.ip, eth.mac, item,
+        )
+    }
+
+    fn vm(&mut self, name: &str, v: &model::Vm) -> Result<(), BuildError> {
+        let spec = Spec::Vm(VmSpec {
+            cpu: v.cpu,
+            ram: v.ram,
+            image: v.image.clone(),
+            accel: v.accel,
+            run: v.run.clone(),
+            files: v.files.clone(),
+        });
+        let sw = self.switch();
+        let vm = self.add(
+            Kind::Vm,
+            name,
+            Item::Endpoint(name.into()),
+            spec,
+            &[(&sw, Dep::LivesIn)],
+        );
+        for e in &v.eth {
+            let item = Item::Interface(name.into(), e.eth.name.clone());
+            let tap = self.peer_name(name, &e.eth.name)?;
+            let spec = Spec::Nic(Nic {
+                endpoint: name.into(),
+                iface: e.eth.name.clone(),
+                mac: e
+                    .eth
+                    .mac
+                    .unwrap_or_else(|| derived_mac(&self.t.name, name, &e.eth.name)),
+                model: e.model,
+                ips: e.eth.ip.clone(),
+                tap: tap.clone(),
+            });
+            let nic = self.add(
+                Kind::Nic,
+                &format!("{name}.{}", e.eth.name),
+                item.clone(),
+                spec,
+                &[(&vm, Dep::LivesIn)],
+            );
+            self.port(name, &e.eth.name, &tap, &e.eth.lan, &nic, item);
+        }
+        Ok(())
+    }
+}
+
+/// Identifies one incarnation of a container: everything whose change replaces it.
+fn instance_hash(image: &ImageRef, spec: &ContainerSpec) -> String {
+    let text = serde_json::to_string(&(
+        image,
+        spec.run.clone(),
+        &spec.env,
+        &spec.sysctl,
+        spec.privileged,
+        spec.cpu,
+        spec.ram,
+    ))
+    .expect("plain data serializes");
+    let digest = Sha256::digest(text.as_bytes());
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,157 @@
+//! A lab as a graph of resources with dependency edges. The same type holds the desired lab
+//! (built from the file by [`build`]) and the observed one (built by the observers from the
+//! real objects and the intent cloonix recorded), so the planner compares like with like.
+
+mod build;
+mod canonical;
+pub mod names;
+mod resource;
+
+pub use build::{BuildError, desired};
+pub use canonical::to_topology;
+pub use resource::*;
+
+use petgraph::Direction;
+use petgraph::stable_graph::{NodeIndex, StableDiGraph};
+use std::collections::HashMap;
+
+/// How one resource depends on another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dep {
+    /// It exists inside the other: it goes when the other goes, and a replaced parent means a
+    /// replaced child (a file lives in a root filesystem, a veth end in a namespace).
+    LivesIn,
+    /// It only needs the other to exist first (a container starts once its veths are up).
+    After,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Graph {
+    pub lab: String,
+    graph: StableDiGraph<Resource, Dep>,
+    index: HashMap<ResourceId, NodeIndex>,
+}
+
+impl Graph {
+    pub fn new(lab: &str) -> Self {
+        Graph {
+            lab: lab.to_string(),
+            ..Default::default()
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    pub fn id(&self, kind: Kind, name: impl Into<String>) -> ResourceId {
+        ResourceId {
+            kind,
+            lab: self.lab.clone(),
+            name: name.into(),
+        }
+    }
+
+    /// Adds or replaces a resource, keeping its edges.
+    pub fn insert(&mut self, resource: Resource) -> ResourceId {
+        let id = resource.id.clone();
+        match self.index.get(&id) {
+            Some(&ix) => self.graph[ix] = resource,
+            None => {
+                let ix = self.graph.add_node(resource);
+                self.index.insert(id.clone(), ix);
+            }
+        }
+        id
+    }
+
+    /// Records that `from` depends on `to`; both must be present.
+    pub fn depend(&mut self, from: &ResourceId, to: &ResourceId, dep: Dep) {
+        let (a, b) = (self.index[from], self.index[to]);
+        if self.graph.find_edge(a, b).is_none() {
+            self.graph.add_edge(a, b, dep);
+        }
+    }
+
+    pub fn remove(&mut self, id: &ResourceId) -> Option<Resource> {
+        let ix = self.index.remove(id)?;
+        self.graph.remove_node(ix)
+    }
+
+    /// Drops every dependency of `id` (before giving it a new set).
+    pub fn clear_deps(&mut self, id: &ResourceId) {
+        let Some(&ix) = self.index.get(id) else {
+            return;
+        };
+        let edges: Vec<_> = self
+            .graph
+            .edges_directed(ix, Direction::Outgoing)
+            .map(|e| petgraph::visit::EdgeRef::id(&e))
+            .collect();
+        for e in edges {
+            self.graph.remove_edge(e);
+        }
+    }
+
+    pub fn get(&self, id: &ResourceId) -> Option<&Resource> {
+        self.index.get(id).map(|&ix| &self.graph[ix])
+    }
+
+    pub fn contains(&self, id: &ResourceId) -> bool {
+        self.index.contains_key(id)
+    }
+
+    /// Every resource, in a stable order.
+    pub fn resources(&self) -> impl Iterator<Item = &Resource> {
+        let mut ids: Vec<&ResourceId> = self.index.keys().collect();
+        ids.sort();
+        ids.into_iter().map(|id| &self.graph[self.index[id]])
+    }
+
+    /// What `id` depends on.
+    pub fn deps(&self, id: &ResourceId) -> Vec<(&ResourceId, Dep)> {
+        self.neighbors(id, Direction::Outgoing)
+    }
+
+    /// What depends on `id`.
+    pub fn dependents(&self, id: &ResourceId) -> Vec<(&ResourceId, Dep)> {
+        self.neighbors(id, Direction::Incoming)
+    }
+
+    fn neighbors(&self, id: &ResourceId, dir: Direction) -> Vec<(&ResourceId, Dep)> {
+        let Some(&ix) = self.index.get(id) else {
+            return Vec::new();
+        };
+        self.graph
+            .edges_directed(ix, dir)
+            .map(|e| {
+                let other = if dir == Direction::Outgoing {
+                    petgraph::visit::EdgeRef::target(&e)
+                } else {
+                    petgraph::visit::EdgeRef::source(&e)
+                };
+                (&self.graph[other].id, *e.weight())
+            })
+            .collect()
+    }
+}
+
+impl PartialEq for Graph {
+    /// Same lab, same resources, same edges.
+    fn eq(&self, other: &Self) -> bool {
+        if self.lab != other.lab || self.len() != other.len() {
+            return false;
+        }
+        self.resources().all(|r| {
+            let mut mine = self.deps(&r.id);
+            mine.sort_by(|a, b| a.0.cmp(b.0));
+            let mut theirs = other.deps(&r.id);
+            theirs.sort_by(|a, b| a.0.cmp(b.0));
+            other.get(&r.id) == Some(r) && mine == theirs
+        })
+    }
+}

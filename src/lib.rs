@@ -1,0 +1,10 @@
+//! cloonix: network labs from a YAML file, changed live when the file changes.
+//!
+//! Data flows one way: [`model`] (the file) → [`graph`] (desired and observed resources)
+//! → [`plan`] (the diff as ordered actions) → the executor and drivers.
+
+pub mod diag;
+pub mod graph;
+pub mod model;
+pub mod plan;
+pub mod yaml;

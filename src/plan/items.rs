@@ -1,0 +1,246 @@
+//! The plan at the level of the file's items (lab, lan, endpoint, interface), which is what
+//! users read and count. Renames of interfaces are recognised here, for display only: the
+//! steps stay what they are (each interface keeps its identity by name).
+
+use super::{Op, Step, by_item};
+use crate::graph::names::{derived_mac, iface_order};
+use crate::graph::{Graph, Item, Resource, Spec};
+use crate::model::units::{Cidr, Mac};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ItemOp {
+    Create,
+    Update,
+    Replace,
+    Destroy,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ItemChange {
+    pub item: Item,
+    pub op: ItemOp,
+    /// For an interface that takes the place of another: the name it had.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renamed_from: Option<String>,
+    /// Why it is replaced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What changes in it, one line each (settings, attributes).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<String>,
+    /// The steps that carry it out, as indices into the plan's steps.
+    pub steps: Vec<usize>,
+}
+
+impl ItemChange {
+    /// The lab line is shown but not counted: the summary counts lans, endpoints and
+    /// interfaces.
+    pub fn counted(&self) -> bool {
+        self.item != Item::Lab
+    }
+}
+
+pub fn summarize(steps: &[Step], desired: &Graph, observed: &Graph) -> Vec<ItemChange> {
+    let want = by_item(desired);
+    let have = by_item(observed);
+    let mut grouped: BTreeMap<&Item, Vec<usize>> = BTreeMap::new();
+    for (i, s) in steps.iter().enumerate() {
+        grouped.entry(&s.resource.item).or_default().push(i);
+    }
+    let mut out: Vec<ItemChange> = grouped
+        .into_iter()
+        .map(|(item, ix)| {
+            let op = match (want.contains_key(item), have.contains_key(item)) {
+                (true, false) => ItemOp::Create,
+                (false, true) => ItemOp::Destroy,
+                _ if ix.iter().any(|&i| steps[i].replace.is_some()) => ItemOp::Replace,
+                _ => ItemOp::Update,
+            };
+            let reason = (op == ItemOp::Replace).then(|| reason(&ix, steps));
+            let details = match op {
+                ItemOp::Update => ix.iter().flat_map(|&i| detail(&steps[i])).collect(),
+                _ => Vec::new(),
+            };
+            ItemChange {
+                item: item.clone(),
+                op,
+                renamed_from: None,
+                reason,
+                details,
+                steps: ix,
+            }
+        })
+        .collect();
+    find_renames(&mut out, desired, observed);
+    out.sort_by_key(|c| (order_key(&c.item), c.op != ItemOp::Destroy));
+    out
+}
+
+/// The root cause of a replacement: a changed attribute rather than "its parent is replaced".
+fn reason(ix: &[usize], steps: &[Step]) -> String {
+    let whys: BTreeSet<&str> = ix
+        .iter()
+        .filter(|&&i| steps[i].op == Op::Create)
+        .filter_map(|&i| steps[i].replace.as_deref())
+        .collect();
+    let direct: Vec<&str> = whys
+        .iter()
+        .copied()
+        .filter(|w| !w.ends_with("is replaced"))
+        .collect();
+    if direct.is_empty() {
+        whys.into_iter().collect::<Vec<_>>().join("; ")
+    } else {
+        direct.join("; ")
+    }
+}
+
+fn detail(s: &Step) -> Vec<String> {
+    let what = match &s.resource.spec {
+        Spec::File(f) => format!("file {}", f.path),
+        _ => String::new(),
+    };
+    match s.op {
+        Op::Create if !what.is_empty() => vec![format!("+ {what}")],
+        Op::Destroy if !what.is_empty() => vec![format!("- {what}")],
+        Op::Create | Op::Destroy => Vec::new(),
+        Op::Update => s
+            .changes
+            .iter()
+            .map(|c| match (c.field, what.is_empty()) {
+                ("content", false) => format!("~ {what}: content changed"),
+                (field, true) => format!("~ {field}: {} → {}", short(&c.from), short(&c.to)),
+                (field, false) => {
+                    format!("~ {what}: {field} {} → {}", short(&c.from), short(&c.to))
+                }
+            })
+            .collect(),
+    }
+}
+
+fn short(v: &str) -> String {
+    const MAX: usize = 60;
+    if v.chars().count() <= MAX {
+        v.to_string()
+    } else {
+        format!("{}…", v.chars().take(MAX).collect::<String>())
+    }
+}
+
+type Essence = (String, Vec<Cidr>, Option<Mac>);
+
+/// What makes an interface the same interface under another name: its lan, its addresses,
+/// and its MAC when one was given (a derived MAC follows the name).
+fn essence(g: &Graph, rs: &[&Resource]) -> Option<Essence> {
+    let mut lan = None;
+    let mut addr = None;
+    for r in rs {
+        match &r.spec {
+            Spec::Port(p) => lan = Some(p.lan.clone()),
+            Spec::Veth(v) => {
+                addr = Some((v.endpoint.clone(), v.iface.clone(), v.ips.clone(), v.mac))
+            }
+            Spec::Nic(n) => {
+                addr = Some((n.endpoint.clone(), n.iface.clone(), n.ips.clone(), n.mac))
+            }
+            _ => {}
+        }
+    }
+    let (ep, iface, ips, mac) = addr?;
+    let explicit = (mac != derived_mac(&g.lab, &ep, &iface)).then_some(mac);
+    Some((lan?, ips, explicit))
+}
+
+/// Pairs each changed interface of the file with a changed interface of the lab that has its
+/// essence under another name, in order: removing `eth0` of three unnamed ones shows as
+/// `eth1 → eth0` and `eth2 → eth1`, and one interface gone.
+fn find_renames(out: &mut Vec<ItemChange>, desired: &Graph, observed: &Graph) {
+    let want = by_item(desired);
+    let have = by_item(observed);
+    let changed: Vec<(usize, String, String)> = out
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| match &c.item {
+            Item::Interface(e, n) => Some((i, e.clone(), n.clone())),
+            _ => None,
+        })
+        .collect();
+    let mut sources_used: BTreeSet<usize> = BTreeSet::new();
+    let mut renames: Vec<(usize, usize)> = Vec::new();
+    for (di, dep, dname) in &changed {
+        if !matches!(out[*di].op, ItemOp::Create | ItemOp::Update) {
+            continue;
+        }
+        let Some(want_ess) = want.get(&out[*di].item).and_then(|rs| essence(desired, rs)) else {
+            continue;
+        };
+        let source = changed.iter().find(|(oi, oep, oname)| {
+            oep == dep
+                && oname != dname
+                && !sources_used.contains(oi)
+                && matches!(out[*oi].op, ItemOp::Destroy | ItemOp::Update)
+                && have
+                    .get(&out[*oi].item)
+                    .and_then(|rs| essence(observed, rs))
+                    .as_ref()
+                    == Some(&want_ess)
+        });
+        if let Some((oi, _, _)) = source {
+            sources_used.insert(*oi);
+            renames.push((*di, *oi));
+        }
+    }
+    let targets: BTreeSet<usize> = renames.iter().map(|(d, _)| *d).collect();
+    let mut absorbed = BTreeSet::new();
+    for &(d, o) in &renames {
+        let Item::Interface(_, from) = out[o].item.clone() else {
+            unreachable!()
+        };
+        out[d].renamed_from = Some(from);
+        out[d].op = ItemOp::Update;
+        out[d].details.clear();
+        if targets.contains(&o) {
+            continue;
+        }
+        // The old interface lives on under the new name; its own name is either free now
+        // (nothing to show) or taken by a new interface.
+        if want.contains_key(&out[o].item) {
+            out[o].op = ItemOp::Create;
+            out[o].details.clear();
+        } else {
+            let steps = std::mem::take(&mut out[o].steps);
+            out[d].steps.extend(steps);
+            absorbed.insert(o);
+        }
+    }
+    for &(d, _) in &renames {
+        // The name was taken over while its old self did not move: that one is gone.
+        if have.contains_key(&out[d].item) && !sources_used.contains(&d) {
+            out.push(ItemChange {
+                item: out[d].item.clone(),
+                op: ItemOp::Destroy,
+                renamed_from: None,
+                reason: None,
+                details: Vec::new(),
+                steps: Vec::new(),
+            });
+        }
+    }
+    let mut i = 0;
+    out.retain(|_| {
+        i += 1;
+        !absorbed.contains(&(i - 1))
+    });
+}
+
+fn order_key(item: &Item) -> (u8, String, (String, u64), u8) {
+    match item {
+        Item::Lab => (0, String::new(), (String::new(), 0), 0),
+        Item::Lan(n) => (1, n.clone(), (String::new(), 0), 0),
+        Item::Endpoint(e) => (2, e.clone(), (String::new(), 0), 0),
+        Item::Interface(e, i) => (2, e.clone(), iface_order(i), 1),
+    }
+}

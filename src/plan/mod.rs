@@ -1,0 +1,318 @@
+//! The planner: pure code that diffs an observed lab against a desired one and orders the
+//! actions into waves that the executor may run in parallel. It knows nothing of how a
+//! resource is made; only what changed, what that means, and what must come first.
+
+mod items;
+mod render;
+
+pub use items::{ItemChange, ItemOp};
+pub use render::{Counts, render_text};
+
+use crate::graph::{Dep, Graph, Item, Resource, ResourceId};
+use petgraph::graph::DiGraph;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Op {
+    Create,
+    Update,
+    Destroy,
+}
+
+/// One attribute that changes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    pub field: &'static str,
+    pub from: String,
+    pub to: String,
+}
+
+/// One action on one resource.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    pub op: Op,
+    pub id: ResourceId,
+    /// The resource as it will be (create, update) or as it was (destroy).
+    pub resource: Resource,
+    pub changes: Vec<Change>,
+    /// Set when the step is half of a replacement: why it is replaced.
+    pub replace: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub lab: String,
+    pub steps: Vec<Step>,
+    /// Indices into `steps`: every step of a wave may run once the waves before it are done.
+    pub waves: Vec<Vec<usize>>,
+    /// The plan at the level of the file's items, as `diff` and `apply` show it.
+    pub items: Vec<ItemChange>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+}
+
+enum Verdict {
+    Update(Vec<Change>),
+    Replace(String, Vec<Change>),
+}
+
+fn compare(old: &Resource, new: &Resource) -> Option<Verdict> {
+    let before = old.spec.fields();
+    let after = new.spec.fields();
+    let mut changes = Vec::new();
+    let mut replace = Vec::new();
+    if std::mem::discriminant(&old.spec) != std::mem::discriminant(&new.spec) {
+        return Some(Verdict::Replace(
+            "it is another kind of object now".into(),
+            Vec::new(),
+        ));
+    }
+    for (a, b) in before.iter().zip(&after) {
+        if a.value != b.value {
+            if !b.in_place {
+                replace.push(format!("{} changed", b.name));
+            }
+            changes.push(Change {
+                field: b.name,
+                from: a.value.clone(),
+                to: b.value.clone(),
+            });
+        }
+    }
+    if !replace.is_empty() {
+        Some(Verdict::Replace(replace.join(", "), changes))
+    } else if !changes.is_empty() || old.item != new.item {
+        Some(Verdict::Update(changes))
+    } else {
+        None
+    }
+}
+
+/// What must happen to turn `observed` into `desired`.
+pub fn plan(desired: &Graph, observed: &Graph) -> Plan {
+    let mut verdicts: BTreeMap<&ResourceId, Verdict> = BTreeMap::new();
+    for r in desired.resources() {
+        if let Some(old) = observed.get(&r.id)
+            && let Some(v) = compare(old, r)
+        {
+            verdicts.insert(&r.id, v);
+        }
+    }
+    cascade_replacements(desired, observed, &mut verdicts);
+
+    let mut steps = Vec::new();
+    for r in observed.resources() {
+        match (desired.contains(&r.id), verdicts.get(&r.id)) {
+            (false, _) => steps.push(step(Op::Destroy, r, Vec::new(), None)),
+            (true, Some(Verdict::Replace(why, changes))) => {
+                steps.push(step(Op::Destroy, r, changes.clone(), Some(why.clone())))
+            }
+            _ => {}
+        }
+    }
+    for r in desired.resources() {
+        match verdicts.get(&r.id) {
+            _ if !observed.contains(&r.id) => steps.push(step(Op::Create, r, Vec::new(), None)),
+            Some(Verdict::Replace(why, changes)) => {
+                steps.push(step(Op::Create, r, changes.clone(), Some(why.clone())))
+            }
+            Some(Verdict::Update(changes)) => {
+                steps.push(step(Op::Update, r, changes.clone(), None))
+            }
+            None => {}
+        }
+    }
+    let waves = order(&steps, desired, observed);
+    let items = items::summarize(&steps, desired, observed);
+    Plan {
+        lab: desired.lab.clone(),
+        steps,
+        waves,
+        items,
+    }
+}
+
+fn step(op: Op, r: &Resource, changes: Vec<Change>, replace: Option<String>) -> Step {
+    Step {
+        op,
+        id: r.id.clone(),
+        resource: r.clone(),
+        changes,
+        replace,
+    }
+}
+
+/// A replaced resource takes everything living in it along (a new root filesystem means the
+/// files in it are written again and the container on it restarts).
+fn cascade_replacements<'g>(
+    desired: &'g Graph,
+    observed: &'g Graph,
+    verdicts: &mut BTreeMap<&'g ResourceId, Verdict>,
+) {
+    let mut work: Vec<&ResourceId> = verdicts
+        .iter()
+        .filter(|(_, v)| matches!(v, Verdict::Replace(..)))
+        .map(|(id, _)| *id)
+        .collect();
+    while let Some(parent) = work.pop() {
+        let children = observed
+            .dependents(parent)
+            .into_iter()
+            .chain(desired.dependents(parent));
+        for (child, dep) in children {
+            if dep != Dep::LivesIn || !desired.contains(child) || !observed.contains(child) {
+                continue;
+            }
+            let child = desired.get(child).map(|r| &r.id).expect("checked above");
+            if matches!(verdicts.get(child), Some(Verdict::Replace(..))) {
+                continue;
+            }
+            let changes = match verdicts.remove(child) {
+                Some(Verdict::Update(c)) => c,
+                _ => Vec::new(),
+            };
+            let why = format!("{} {} is replaced", parent.kind.as_str(), parent.name);
+            verdicts.insert(child, Verdict::Replace(why, changes));
+            work.push(child);
+        }
+    }
+}
+
+/// Orders the steps into waves: creates and updates after what they need, destroys before
+/// what they needed, a replacement's destroy before its create, and a name freed before it
+/// is taken again.
+fn order(steps: &[Step], desired: &Graph, observed: &Graph) -> Vec<Vec<usize>> {
+    let mut dag: DiGraph<usize, ()> = DiGraph::new();
+    let nodes: Vec<_> = (0..steps.len()).map(|i| dag.add_node(i)).collect();
+    let mut by_id: HashMap<(&ResourceId, bool), usize> = HashMap::new();
+    for (i, s) in steps.iter().enumerate() {
+        by_id.insert((&s.id, s.op == Op::Destroy), i);
+    }
+    let mut edge = |a: usize, b: usize| {
+        if a != b {
+            dag.update_edge(nodes[a], nodes[b], ());
+        }
+    };
+    let mut released: HashMap<(String, String), Vec<usize>> = HashMap::new();
+    for (i, s) in steps.iter().enumerate() {
+        match s.op {
+            Op::Destroy => {
+                for claim in s.resource.spec.claims() {
+                    released.entry(claim).or_default().push(i);
+                }
+                // Whatever stood on it goes first, or moves away first.
+                for (dependent, _) in observed.dependents(&s.id) {
+                    for gone in [true, false] {
+                        if let Some(&j) = by_id.get(&(dependent, gone)) {
+                            edge(j, i);
+                        }
+                    }
+                }
+            }
+            Op::Create | Op::Update => {
+                for (dep, _) in desired.deps(&s.id) {
+                    if let Some(&j) = by_id.get(&(dep, false)) {
+                        edge(j, i);
+                    }
+                }
+                if let Some(&j) = by_id.get(&(&s.id, true)) {
+                    edge(j, i);
+                }
+            }
+        }
+    }
+    for (i, s) in steps.iter().enumerate() {
+        if s.op != Op::Destroy {
+            for claim in s.resource.spec.claims() {
+                for &j in released.get(&claim).into_iter().flatten() {
+                    edge(j, i);
+                }
+            }
+        }
+    }
+    waves(&dag)
+}
+
+/// Groups a DAG's nodes by the length of the longest path that reaches them.
+fn waves(dag: &DiGraph<usize, ()>) -> Vec<Vec<usize>> {
+    let sorted = petgraph::algo::toposort(dag, None).expect("plans have no cycles");
+    let mut level = vec![0usize; dag.node_count()];
+    for n in &sorted {
+        for m in dag.neighbors(*n) {
+            level[m.index()] = level[m.index()].max(level[n.index()] + 1);
+        }
+    }
+    let mut out: Vec<BTreeSet<usize>> = Vec::new();
+    for n in sorted {
+        let l = level[n.index()];
+        if out.len() <= l {
+            out.resize(l + 1, BTreeSet::new());
+        }
+        out[l].insert(dag[n]);
+    }
+    out.into_iter().map(|s| s.into_iter().collect()).collect()
+}
+
+/// Plays a plan on a model of the observed lab, checking that every step finds what it
+/// needs, as the executor would on the real host. Used by the tests to prove plans right.
+pub fn simulate(plan: &Plan, observed: &Graph, desired: &Graph) -> Result<Graph, String> {
+    let mut g = observed.clone();
+    for wave in &plan.waves {
+        // Within a wave, steps may run in any order: check each against the state before it.
+        let before = g.clone();
+        for &i in wave {
+            let s = &plan.steps[i];
+            match s.op {
+                Op::Destroy => {
+                    if let Some((d, _)) = before.dependents(&s.id).first() {
+                        return Err(format!("{} destroyed while {} still needs it", s.id, d));
+                    }
+                    g.remove(&s.id)
+                        .ok_or_else(|| format!("{} destroyed but absent", s.id))?;
+                }
+                Op::Create | Op::Update => {
+                    if (s.op == Op::Create) == before.contains(&s.id) {
+                        return Err(format!("{:?} of {} in the wrong state", s.op, s.id));
+                    }
+                    for (dep, _) in desired.deps(&s.id) {
+                        if !before.contains(dep) || dep_pending(plan, wave, dep) {
+                            return Err(format!("{} made before {}", s.id, dep));
+                        }
+                    }
+                    g.insert(s.resource.clone());
+                    g.clear_deps(&s.id);
+                }
+            }
+        }
+        // Edges follow the desired graph for everything made or changed in this wave.
+        for &i in wave {
+            let s = &plan.steps[i];
+            if s.op != Op::Destroy {
+                for (dep, kind) in desired.deps(&s.id) {
+                    g.depend(&s.id, dep, kind);
+                }
+            }
+        }
+    }
+    Ok(g)
+}
+
+fn dep_pending(plan: &Plan, wave: &[usize], dep: &ResourceId) -> bool {
+    wave.iter()
+        .any(|&j| plan.steps[j].id == *dep && plan.steps[j].op != Op::Destroy)
+}
+
+/// The items of `g` grouped, for the item-level view.
+pub(crate) fn by_item(g: &Graph) -> BTreeMap<&Item, Vec<&Resource>> {
+    let mut out: BTreeMap<&Item, Vec<&Resource>> = BTreeMap::new();
+    for r in g.resources() {
+        out.entry(&r.item).or_default().push(r);
+    }
+    out
+}

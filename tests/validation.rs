@@ -1,0 +1,280 @@
+//! Every kind of bad input the spec lists is rejected with the right line and column, every
+//! error of a file is reported at once, and host-reaching items are recognised.
+
+use cloonix::model::load_str;
+use std::path::{Path, PathBuf};
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/validate")
+}
+
+/// Loads `text` and returns its errors as `LINE:COL: MESSAGE` lines.
+fn errors(text: &str) -> Vec<String> {
+    match load_str(text, &dir()) {
+        Ok(_) => Vec::new(),
+        Err(d) => {
+            d.0.iter()
+                .map(|d| format!("{}:{}: {}", d.pos.line, d.pos.col, d.message))
+                .collect()
+        }
+    }
+}
+
+fn assert_error(text: &str, at: &str, needle: &str) {
+    let errs = errors(text);
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with(&format!("{at}: ")) && e.contains(needle)),
+        "expected `{at}: …{needle}…` for\n{text}\ngot {errs:#?}"
+    );
+}
+
+const OK: &str =
+    "name: lab\nlans: [lan1]\nendpoints:\n  r1:\n    kind: cnt\n    eth: [{lan: lan1}]\n";
+
+#[test]
+fn a_minimal_file_is_valid() {
+    assert_eq!(errors(OK), Vec::<String>::new());
+}
+
+#[test]
+fn invalid_yaml() {
+    assert_error("name: lab\nlans: [lan1\n", "3:1", "invalid YAML");
+}
+
+#[test]
+fn unknown_keys_get_a_suggestion() {
+    assert_error("name: lab\nlanz: [x]\n", "2:1", "unknown key `lanz`");
+    let d = load_str("name: lab\nlanz: [x]\n", &dir()).unwrap_err();
+    assert_eq!(d.0[0].hint, "did you mean `lans`?");
+    assert_error(
+        "name: lab\nlans: [l]\nendpoints:\n  r1: {kind: cnt, eth: [{lan: l, ipp: 10.0.0.1/24}]}\n",
+        "4:34",
+        "unknown key `ipp` in an eth entry",
+    );
+}
+
+#[test]
+fn missing_name() {
+    assert_error("lans: [x]\n", "1:1", "missing `name`");
+}
+
+#[test]
+fn undefined_lan_and_endpoint() {
+    assert_error(
+        &OK.replace("{lan: lan1}", "{lan: lan2}"),
+        "6:17",
+        "undefined lan `lan2`",
+    );
+    assert_error(
+        &format!("{OK}checks:\n  - {{from: r2, ping: 10.0.0.1}}\n"),
+        "8:12",
+        "undefined endpoint `r2`",
+    );
+}
+
+#[test]
+fn repeated_names_and_keys() {
+    assert_error(
+        &format!("{OK}  r1: {{kind: nat, lan: lan1}}\n"),
+        "7:3",
+        "duplicate key `r1`",
+    );
+    assert_error(
+        "name: lab\nlans: [a, a]\n",
+        "2:11",
+        "lan `a` is listed twice",
+    );
+    assert_error("name: lab\nname: lab2\n", "2:1", "duplicate key `name`");
+    assert_error(
+        "name: lab\nlans: [l]\nendpoints:\n  r1: {kind: cnt, eth: [{lan: l}, {lan: l, name: eth0}]}\n",
+        "4:35",
+        "interface `eth0` is defined twice",
+    );
+}
+
+#[test]
+fn malformed_values() {
+    let ep = |extra: &str| format!("name: lab\nlans: [l, m]\nendpoints:\n  x: {extra}\n");
+    assert_error(
+        &ep("{kind: cnt, eth: [{lan: l, ip: 10.0.0.300/24}]}"),
+        "4:37",
+        "invalid address",
+    );
+    assert_error(
+        &ep("{kind: cnt, eth: [{lan: l, mac: 'zz:00:00:00:00:01'}]}"),
+        "4:38",
+        "not a MAC",
+    );
+    assert_error(
+        &ep("{kind: cnt, eth: [{lan: l, mac: '01:00:00:00:00:01'}]}"),
+        "4:38",
+        "multicast",
+    );
+    assert_error(
+        &ep("{kind: a2b, a: l, b: m, a_to_b: {delay: 40 parsecs}}"),
+        "4:46",
+        "invalid delay",
+    );
+    assert_error(
+        &ep("{kind: a2b, a: l, b: m, a_to_b: {loss: 1}}"),
+        "4:45",
+        "invalid loss",
+    );
+    assert_error(
+        &ep("{kind: a2b, a: l, b: m, b_to_a: {rate: 10mb}}"),
+        "4:45",
+        "invalid rate",
+    );
+    assert_error(
+        &ep("{kind: cnt, sysctl: {kernel.panic: 1}}"),
+        "4:27",
+        "not a namespaced net.* key",
+    );
+    assert_error(
+        &ep("{kind: cnt, run_timeout: soon}"),
+        "4:31",
+        "invalid run_timeout",
+    );
+    assert_error(
+        &ep("{kind: nat, lan: l, subnet: 10.0.0.1/24}"),
+        "4:34",
+        "not a network address",
+    );
+    assert_error(
+        "name: lab\nlans: {l: {mtu: big}}\n",
+        "2:17",
+        "mtu must be a number",
+    );
+}
+
+#[test]
+fn names_over_their_length() {
+    assert_error("name: abcdefghijklm\n", "1:7", "invalid lab name");
+    assert_error("name: Lab\n", "1:7", "invalid lab name");
+    assert_error(
+        &OK.replace("  r1:", "  router-number-1:"),
+        "4:3",
+        "invalid endpoint name",
+    );
+    assert_error(
+        &OK.replace("{lan: lan1}", "{lan: lan1, name: interface_twelve}"),
+        "6:29",
+        "invalid interface name",
+    );
+    assert_error(
+        "name: lab\nlans: [l]\nendpoints:\n  t: {kind: tap, lan: l, name: a-very-long-tapname}\n",
+        "4:32",
+        "invalid interface name",
+    );
+    assert_error(
+        "name: lab\nlans: [ovs-netdev]\n",
+        "2:8",
+        "reserved by Open vSwitch",
+    );
+}
+
+#[test]
+fn unknown_kind_and_image() {
+    assert_error(
+        &OK.replace("kind: cnt", "kind: cnx"),
+        "5:11",
+        "unknown endpoint kind `cnx`",
+    );
+    assert_error(
+        &OK.replace("kind: cnt", "kind: cnt\n    image: frr"),
+        "6:12",
+        "unknown image `frr`",
+    );
+}
+
+#[test]
+fn files_stay_inside() {
+    let with_file = |f: &str| format!("{OK}    files:\n      {f}\n");
+    assert_eq!(
+        errors(&with_file("/etc/x: {source: configs/ok.conf}")),
+        Vec::<String>::new()
+    );
+    assert_error(
+        &with_file("/etc/x: {source: ../../validation.rs}"),
+        "8:24",
+        "leaves the topology's directory",
+    );
+    assert_error(
+        &with_file("/etc/x: {source: /etc/passwd}"),
+        "8:24",
+        "absolute path",
+    );
+    assert_error(
+        &with_file("/etc/x: {source: configs}"),
+        "8:24",
+        "not a regular file",
+    );
+    assert_error(
+        &with_file("/etc/../x: {content: a}"),
+        "8:7",
+        "invalid file path",
+    );
+    assert_error(
+        &with_file("etc/x: {content: a}"),
+        "8:7",
+        "invalid file path",
+    );
+    assert_error(
+        &with_file("/etc/x: {content: a, source: configs/ok.conf}"),
+        "8:36",
+        "not both",
+    );
+}
+
+#[test]
+fn source_is_read_into_content() {
+    let text = format!("{OK}    files:\n      /etc/x: {{source: configs/ok.conf}}\n");
+    let loaded = load_str(&text, &dir()).unwrap();
+    let cloonix::model::Endpoint::Cnt(c) = &loaded.topology.endpoints["r1"] else {
+        panic!()
+    };
+    assert_eq!(c.files["/etc/x"].content.as_deref(), Some("hello\n"));
+}
+
+#[test]
+fn alias_bombs_are_refused() {
+    let mut s = String::from("name: lab\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..8 {
+        let p = i - 1;
+        s.push_str(&format!(
+            "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+        ));
+    }
+    let errs = errors(&s);
+    assert!(
+        errs.iter().any(|e| e.contains("expands to more than")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn every_error_is_reported_at_once() {
+    let text = "name: lab\nlans: [lan1]\nendpoints:\n  r1: {kind: cnt, eth: [{lan: lan9}]}\n  r2: {kind: cnt, eth: [{lan: lan1, ip: nope}]}\nchecks:\n  - {from: r3, ping: 1.2.3.4}\n";
+    let errs = errors(text);
+    assert_eq!(errs.len(), 3, "{errs:#?}");
+    assert!(errs[0].starts_with("4:31: undefined lan `lan9`"));
+    assert!(errs[1].starts_with("5:41: invalid address"));
+    assert!(errs[2].starts_with("7:12: undefined endpoint `r3`"));
+}
+
+#[test]
+fn host_items_need_the_users_word() {
+    let text = "name: lab\nlans: [l]\nendpoints:\n  a: {kind: cnt, privileged: true}\n  b: {kind: cnt, image: /}\n  c: {kind: phy, lan: l, device: eth9}\n  d: {kind: c2c, lan: l, role: slave, port: 4000, bind: 0.0.0.0, peer_lab: x, peer_lan: y}\n  e: {kind: cnt, image: ./rootfs}\n  f: {kind: c2c, lan: l, role: slave, port: 4001, bind: 127.0.0.1, peer_lab: x, peer_lan: y}\n  g: {kind: tap, lan: l}\n  h: {kind: nat, lan: l}\n";
+    let loaded = load_str(text, &dir()).unwrap();
+    let items: Vec<String> = loaded
+        .host_items
+        .iter()
+        .map(|h| format!("{}:{} {}", h.pos.line, h.pos.col, h.what))
+        .collect();
+    assert_eq!(items.len(), 4, "{items:#?}");
+    assert!(items[0].starts_with("4:30 a privileged container"));
+    assert!(items[1].starts_with("5:25 image directory `/`"));
+    assert!(items[2].starts_with("6:34 host interface `eth9`"));
+    assert!(items[3].starts_with("7:57 c2c slave listening on 0.0.0.0"));
+}
