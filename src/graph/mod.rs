@@ -140,18 +140,43 @@ impl Graph {
     }
 }
 
-impl PartialEq for Graph {
-    /// Same lab, same resources, same edges.
-    fn eq(&self, other: &Self) -> bool {
-        if self.lab != other.lab || self.len() != other.len() {
-            return false;
+impl Graph {
+    /// How `other` differs from this graph, one line per difference: resources, and what
+    /// lives in what. `After` edges only order creation and are left out.
+    pub fn differences(&self, other: &Graph) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.lab != other.lab {
+            out.push(format!("lab {} vs {}", self.lab, other.lab));
         }
-        self.resources().all(|r| {
-            let mut mine = self.deps(&r.id);
-            mine.sort_by(|a, b| a.0.cmp(b.0));
-            let mut theirs = other.deps(&r.id);
-            theirs.sort_by(|a, b| a.0.cmp(b.0));
-            other.get(&r.id) == Some(r) && mine == theirs
-        })
+        let lives_in = |g: &Graph, id: &ResourceId| {
+            let mut v: Vec<ResourceId> = g
+                .deps(id)
+                .into_iter()
+                .filter(|(_, d)| *d == Dep::LivesIn)
+                .map(|(t, _)| t.clone())
+                .collect();
+            v.sort();
+            v
+        };
+        for r in self.resources() {
+            match other.get(&r.id) {
+                None => out.push(format!("only left: {}", r.id)),
+                Some(o) if o != r => out.push(format!("differs: {}", r.id)),
+                Some(_) if lives_in(self, &r.id) != lives_in(other, &r.id) => {
+                    out.push(format!("lives elsewhere: {}", r.id))
+                }
+                _ => {}
+            }
+        }
+        for r in other.resources().filter(|r| !self.contains(&r.id)) {
+            out.push(format!("only right: {}", r.id));
+        }
+        out
+    }
+}
+
+impl PartialEq for Graph {
+    fn eq(&self, other: &Self) -> bool {
+        self.differences(other).is_empty()
     }
 }

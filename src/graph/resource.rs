@@ -160,6 +160,24 @@ pub enum ImageRef {
     Dir { path: String },
 }
 
+impl fmt::Display for ImageRef {
+    /// As the file names it, with a recipe's contents so that a changed recipe shows.
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            ImageRef::Builtin => f.write_str(crate::model::BUILTIN_IMAGE),
+            ImageRef::Recipe { name, debian } => {
+                write!(
+                    f,
+                    "{name} (debian {}: {})",
+                    debian.suite,
+                    debian.packages.join(" ")
+                )
+            }
+            ImageRef::Dir { path } => f.write_str(path),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Rootfs {
     pub image: ImageRef,
@@ -280,7 +298,7 @@ impl Spec {
                 .replace("peer", &v.peer),
             Spec::Port(p) => f.place("lan", &p.lan).replace("ifname", &p.ifname),
             Spec::Rootfs(r) => f
-                .replace("image", &r.image)
+                .replace("image", r.image.to_string())
                 .replace("instance", &r.instance),
             Spec::File(x) => f.place("content", &x.content).place("mode", &x.mode),
             Spec::Container(c) => f

@@ -79,23 +79,21 @@ pub fn summarize(steps: &[Step], desired: &Graph, observed: &Graph) -> Vec<ItemC
     out
 }
 
-/// The root cause of a replacement: a changed attribute rather than "its parent is replaced".
+/// The root cause of a replacement: the attributes that changed, with their values, rather
+/// than "its parent is replaced" or the internal instance hash that follows them.
 fn reason(ix: &[usize], steps: &[Step]) -> String {
-    let whys: BTreeSet<&str> = ix
-        .iter()
-        .filter(|&&i| steps[i].op == Op::Create)
-        .filter_map(|&i| steps[i].replace.as_deref())
+    let creates = || ix.iter().map(|&i| &steps[i]).filter(|s| s.op == Op::Create);
+    let mut seen = BTreeSet::new();
+    let direct: Vec<String> = creates()
+        .flat_map(|s| &s.changes)
+        .filter(|c| c.field != "instance" && seen.insert(c.field))
+        .map(|c| format!("{} {} → {}", c.field, short(&c.from), short(&c.to)))
         .collect();
-    let direct: Vec<&str> = whys
-        .iter()
-        .copied()
-        .filter(|w| !w.ends_with("is replaced"))
-        .collect();
-    if direct.is_empty() {
-        whys.into_iter().collect::<Vec<_>>().join("; ")
-    } else {
-        direct.join("; ")
+    if !direct.is_empty() {
+        return direct.join(", ");
     }
+    let whys: BTreeSet<&str> = creates().filter_map(|s| s.replace.as_deref()).collect();
+    whys.into_iter().collect::<Vec<_>>().join("; ")
 }
 
 fn detail(s: &Step) -> Vec<String> {

@@ -206,12 +206,16 @@ fn order(steps: &[Step], desired: &Graph, observed: &Graph) -> Vec<Vec<usize>> {
                 for claim in s.resource.spec.claims() {
                     released.entry(claim).or_default().push(i);
                 }
-                // Whatever stood on it goes first, or moves away first.
+                // Whatever stood on it goes first, or moves away first (an update); a
+                // dependent made anew comes after, through its own dependencies.
                 for (dependent, _) in observed.dependents(&s.id) {
-                    for gone in [true, false] {
-                        if let Some(&j) = by_id.get(&(dependent, gone)) {
-                            edge(j, i);
-                        }
+                    if let Some(&j) = by_id.get(&(dependent, true)) {
+                        edge(j, i);
+                    }
+                    if let Some(&j) = by_id.get(&(dependent, false))
+                        && steps[j].op == Op::Update
+                    {
+                        edge(j, i);
                     }
                 }
             }
@@ -270,8 +274,13 @@ pub fn simulate(plan: &Plan, observed: &Graph, desired: &Graph) -> Result<Graph,
             let s = &plan.steps[i];
             match s.op {
                 Op::Destroy => {
-                    if let Some((d, _)) = before.dependents(&s.id).first() {
-                        return Err(format!("{} destroyed while {} still needs it", s.id, d));
+                    // Only what lives in it cannot outlast it; `After` orders creation only.
+                    let inside = before
+                        .dependents(&s.id)
+                        .into_iter()
+                        .find(|(_, d)| *d == Dep::LivesIn);
+                    if let Some((d, _)) = inside {
+                        return Err(format!("{} destroyed while {} lives in it", s.id, d));
                     }
                     g.remove(&s.id)
                         .ok_or_else(|| format!("{} destroyed but absent", s.id))?;
