@@ -3,8 +3,9 @@
 use super::names::{derived_mac, port_name};
 use super::*;
 use crate::model::{self, Endpoint, Eth, Topology};
+use petgraph::stable_graph::NodeIndex as Node;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -18,27 +19,32 @@ pub fn desired(t: &Topology) -> Result<Graph, BuildError> {
         g: Graph::new(&t.name),
         t,
         peers: BTreeMap::new(),
+        switch: Node::end(),
+        bridges: HashMap::new(),
+        namespaces: HashMap::new(),
     };
     let ns = b.add(Kind::SwitchNs, "switch", Item::Lab, Spec::SwitchNs, &[]);
+    b.switch = ns;
     let ovs = b.add(
         Kind::Ovs,
         "ovs",
         Item::Lab,
         Spec::Ovs,
-        &[(&ns, Dep::LivesIn)],
+        &[(ns, Dep::LivesIn)],
     );
     for (name, lan) in &t.lans {
         let spec = Spec::Bridge {
             mtu: lan.mtu,
             spy: lan.spy,
         };
-        b.add(
+        let bridge = b.add(
             Kind::Bridge,
             name,
             Item::Lan(name.clone()),
             spec,
-            &[(&ovs, Dep::LivesIn)],
+            &[(ovs, Dep::LivesIn)],
         );
+        b.bridges.insert(name, bridge);
     }
     for (name, ep) in &t.endpoints {
         b.endpoint(name, ep)?;
@@ -51,6 +57,9 @@ struct Builder<'t> {
     t: &'t Topology,
     /// Switch-side names given so far, to catch two hashed names meeting.
     peers: BTreeMap<String, String>,
+    switch: Node,
+    bridges: HashMap<&'t str, Node>,
+    namespaces: HashMap<String, Node>,
 }
 
 impl Builder<'_> {
@@ -60,22 +69,14 @@ impl Builder<'_> {
         name: &str,
         item: Item,
         spec: Spec,
-        deps: &[(&ResourceId, Dep)],
-    ) -> ResourceId {
+        deps: &[(Node, Dep)],
+    ) -> Node {
         let id = self.g.id(kind, name);
-        self.g.insert(Resource {
-            id: id.clone(),
-            item,
-            spec,
-        });
-        for (to, dep) in deps {
-            self.g.depend(&id, to, *dep);
-        }
-        id
+        self.g.add(Resource { id, item, spec }, deps)
     }
 
-    fn switch(&self) -> ResourceId {
-        self.g.id(Kind::SwitchNs, "switch")
+    fn switch(&self) -> Node {
+        self.switch
     }
 
     fn peer_name(&mut self, endpoint: &str, iface: &str) -> Result<String, BuildError> {
@@ -94,11 +95,13 @@ impl Builder<'_> {
             let spec = Spec::EndpointNs {
                 kind: ep.kind().into(),
             };
-            self.add(Kind::EndpointNs, name, item.clone(), spec, &[])
+            let ns = self.add(Kind::EndpointNs, name, item.clone(), spec, &[]);
+            self.namespaces.insert(name.to_string(), ns);
+            ns
         });
         let inner = Netns::Endpoint(name.to_string());
         match ep {
-            Endpoint::Cnt(c) => self.container(name, c, ns.as_ref().expect("cnt has a netns")),
+            Endpoint::Cnt(c) => self.container(name, c, ns.expect("cnt has a netns")),
             Endpoint::Kvm(v) => self.vm(name, v),
             Endpoint::Nat(n) => {
                 let link =
@@ -110,7 +113,7 @@ impl Builder<'_> {
                     name,
                     item,
                     helper,
-                    &[(&ns, Dep::LivesIn), (&link, Dep::After)],
+                    &[(ns, Dep::LivesIn), (link, Dep::After)],
                 );
                 Ok(())
             }
@@ -124,8 +127,8 @@ impl Builder<'_> {
                     device: p.device.clone(),
                 };
                 let sw = self.switch();
-                let phy = self.add(Kind::Phy, name, item.clone(), spec, &[(&sw, Dep::LivesIn)]);
-                self.port(name, "phy", &p.device, &p.lan, &phy, item);
+                let phy = self.add(Kind::Phy, name, item.clone(), spec, &[(sw, Dep::LivesIn)]);
+                self.port(name, "phy", &p.device, &p.lan, phy, item);
                 Ok(())
             }
             Endpoint::A2b(a) => {
@@ -141,7 +144,7 @@ impl Builder<'_> {
                     name,
                     item,
                     helper,
-                    &[(&ns, Dep::LivesIn), (&la, Dep::After), (&lb, Dep::After)],
+                    &[(ns, Dep::LivesIn), (la, Dep::After), (lb, Dep::After)],
                 );
                 Ok(())
             }
@@ -162,7 +165,7 @@ impl Builder<'_> {
                     name,
                     item,
                     helper,
-                    &[(&ns, Dep::LivesIn), (&link, Dep::After)],
+                    &[(ns, Dep::LivesIn), (link, Dep::After)],
                 );
                 Ok(())
             }
@@ -181,7 +184,7 @@ impl Builder<'_> {
         ips: &[model::units::Cidr],
         mac: Option<model::units::Mac>,
         item: Item,
-    ) -> Result<ResourceId, BuildError> {
+    ) -> Result<Node, BuildError> {
         let peer = self.peer_name(endpoint, iface)?;
         let spec = Spec::Veth(Veth {
             endpoint: endpoint.into(),
@@ -194,13 +197,9 @@ impl Builder<'_> {
             mtu: self.t.lans[lan].mtu,
         });
         let sw = self.switch();
-        let mut deps = vec![(&sw, Dep::LivesIn)];
-        let ns_id = match &ns {
-            Netns::Endpoint(e) => Some(self.g.id(Kind::EndpointNs, e.as_str())),
-            Netns::Host => None,
-        };
-        if let Some(ns_id) = &ns_id {
-            deps.push((ns_id, Dep::LivesIn));
+        let mut deps = vec![(sw, Dep::LivesIn)];
+        if let Netns::Endpoint(e) = &ns {
+            deps.push((self.namespaces[e], Dep::LivesIn));
         }
         let veth = self.add(
             Kind::Veth,
@@ -209,7 +208,7 @@ impl Builder<'_> {
             spec,
             &deps,
         );
-        self.port(endpoint, iface, &peer, lan, &veth, item);
+        self.port(endpoint, iface, &peer, lan, veth, item);
         Ok(veth)
     }
 
@@ -219,31 +218,26 @@ impl Builder<'_> {
         iface: &str,
         ifname: &str,
         lan: &str,
-        on: &ResourceId,
+        on: Node,
         item: Item,
-    ) -> ResourceId {
+    ) -> Node {
         let spec = Spec::Port(Port {
             endpoint: endpoint.into(),
             iface: iface.into(),
             ifname: ifname.into(),
             lan: lan.into(),
         });
-        let bridge = self.g.id(Kind::Bridge, lan);
+        let bridge = self.bridges[lan];
         self.add(
             Kind::Port,
             &format!("{endpoint}.{iface}"),
             item,
             spec,
-            &[(on, Dep::LivesIn), (&bridge, Dep::After)],
+            &[(on, Dep::LivesIn), (bridge, Dep::After)],
         )
     }
 
-    fn container(
-        &mut self,
-        name: &str,
-        c: &model::Container,
-        ns: &ResourceId,
-    ) -> Result<(), BuildError> {
+    fn container(&mut self, name: &str, c: &model::Container, ns: Node) -> Result<(), BuildError> {
         let image = match c.image.as_str() {
             model::BUILTIN_IMAGE => ImageRef::Builtin,
             n => match self.t.images.get(n) {
@@ -273,7 +267,7 @@ impl Builder<'_> {
             Spec::Rootfs(Rootfs { image, instance }),
             &[],
         );
-        let mut deps = vec![(rootfs.clone(), Dep::LivesIn), (ns.clone(), Dep::LivesIn)];
+        let mut deps = vec![(rootfs, Dep::LivesIn), (ns, Dep::LivesIn)];
         for (path, file) in &c.files {
             let spec = Spec::File(FileSpec {
                 endpoint: name.into(),
@@ -286,7 +280,7 @@ impl Builder<'_> {
                 &format!("{name}:{path}"),
                 item.clone(),
                 spec,
-                &[(&rootfs, Dep::LivesIn)],
+                &[(rootfs, Dep::LivesIn)],
             );
             deps.push((f, Dep::After));
         }
@@ -294,12 +288,11 @@ impl Builder<'_> {
             let link = self.eth(name, eth)?;
             deps.push((link, Dep::After));
         }
-        let deps: Vec<(&ResourceId, Dep)> = deps.iter().map(|(id, d)| (id, *d)).collect();
         self.add(Kind::Container, name, item, Spec::Container(spec), &deps);
         Ok(())
     }
 
-    fn eth(&mut self, endpoint: &str, eth: &Eth) -> Result<ResourceId, BuildError> {
+    fn eth(&mut self, endpoint: &str, eth: &Eth) -> Result<Node, BuildError> {
         let item = Item::Interface(endpoint.into(), eth.name.clone());
         let ns = Netns::Endpoint(endpoint.into());
         self.link(
@@ -322,7 +315,7 @@ impl Builder<'_> {
             name,
             Item::Endpoint(name.into()),
             spec,
-            &[(&sw, Dep::LivesIn)],
+            &[(sw, Dep::LivesIn)],
         );
         for e in &v.eth {
             let item = Item::Interface(name.into(), e.eth.name.clone());
@@ -343,9 +336,9 @@ impl Builder<'_> {
                 &format!("{name}.{}", e.eth.name),
                 item.clone(),
                 spec,
-                &[(&vm, Dep::LivesIn)],
+                &[(vm, Dep::LivesIn)],
             );
-            self.port(name, &e.eth.name, &tap, &e.eth.lan, &nic, item);
+            self.port(name, &e.eth.name, &tap, &e.eth.lan, nic, item);
         }
         Ok(())
     }

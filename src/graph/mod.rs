@@ -13,7 +13,7 @@ pub use resource::*;
 
 use petgraph::Direction;
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 /// How one resource depends on another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +29,8 @@ pub enum Dep {
 pub struct Graph {
     pub lab: String,
     graph: StableDiGraph<Resource, Dep>,
-    index: HashMap<ResourceId, NodeIndex>,
+    /// Ordered, so that every walk over a graph (and so every plan) comes out the same.
+    index: BTreeMap<ResourceId, NodeIndex>,
 }
 
 impl Graph {
@@ -57,16 +58,35 @@ impl Graph {
     }
 
     /// Adds or replaces a resource, keeping its edges.
-    pub fn insert(&mut self, resource: Resource) -> ResourceId {
-        let id = resource.id.clone();
-        match self.index.get(&id) {
-            Some(&ix) => self.graph[ix] = resource,
+    pub fn insert(&mut self, resource: Resource) -> NodeIndex {
+        match self.index.get(&resource.id) {
+            Some(&ix) => {
+                self.graph[ix] = resource;
+                ix
+            }
             None => {
+                let id = resource.id.clone();
                 let ix = self.graph.add_node(resource);
-                self.index.insert(id.clone(), ix);
+                self.index.insert(id, ix);
+                ix
             }
         }
-        id
+    }
+
+    /// Adds a resource with its dependencies, given by handle (as builders hold them).
+    pub fn add(&mut self, resource: Resource, deps: &[(NodeIndex, Dep)]) -> NodeIndex {
+        let ix = self.insert(resource);
+        for &(to, dep) in deps {
+            if self.graph.find_edge(ix, to).is_none() {
+                self.graph.add_edge(ix, to, dep);
+            }
+        }
+        ix
+    }
+
+    /// The handle of a resource, for [`Graph::add`].
+    pub fn handle(&self, id: &ResourceId) -> Option<NodeIndex> {
+        self.index.get(id).copied()
     }
 
     /// Records that `from` depends on `to`; both must be present.
@@ -101,15 +121,49 @@ impl Graph {
         self.index.get(id).map(|&ix| &self.graph[ix])
     }
 
+    pub fn get_at(&self, ix: NodeIndex) -> Option<&Resource> {
+        self.graph.node_weight(ix)
+    }
+
     pub fn contains(&self, id: &ResourceId) -> bool {
         self.index.contains_key(id)
     }
 
     /// Every resource, in a stable order.
     pub fn resources(&self) -> impl Iterator<Item = &Resource> {
-        let mut ids: Vec<&ResourceId> = self.index.keys().collect();
-        ids.sort();
-        ids.into_iter().map(|id| &self.graph[self.index[id]])
+        self.index.values().map(|&ix| &self.graph[ix])
+    }
+
+    /// Every resource with its handle, in the same order as [`Graph::resources`].
+    pub fn entries(&self) -> impl Iterator<Item = (NodeIndex, &Resource)> {
+        self.index.values().map(|&ix| (ix, &self.graph[ix]))
+    }
+
+    /// One past the largest handle, to size tables indexed by handle.
+    pub fn handle_bound(&self) -> usize {
+        petgraph::visit::NodeIndexable::node_bound(&self.graph)
+    }
+
+    /// Handles of what the resource at `ix` depends on (or, `incoming`, of its dependents),
+    /// with how.
+    pub fn neighbors_of(
+        &self,
+        ix: NodeIndex,
+        incoming: bool,
+    ) -> impl Iterator<Item = (NodeIndex, Dep)> + '_ {
+        let dir = if incoming {
+            Direction::Incoming
+        } else {
+            Direction::Outgoing
+        };
+        self.graph.edges_directed(ix, dir).map(move |e| {
+            let other = if incoming {
+                petgraph::visit::EdgeRef::source(&e)
+            } else {
+                petgraph::visit::EdgeRef::target(&e)
+            };
+            (other, *e.weight())
+        })
     }
 
     /// What `id` depends on.

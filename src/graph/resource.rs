@@ -62,8 +62,10 @@ impl Kind {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct ResourceId {
     pub kind: Kind,
-    pub lab: String,
+    /// Before `lab` so that comparisons, which the planner makes by the million, decide on
+    /// the part that differs within one lab.
     pub name: String,
+    pub lab: String,
 }
 
 impl fmt::Display for ResourceId {

@@ -7,7 +7,7 @@ use crate::graph::names::{derived_mac, iface_order};
 use crate::graph::{Graph, Item, Resource, Spec};
 use crate::model::units::{Cidr, Mac};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -74,7 +74,7 @@ pub fn summarize(steps: &[Step], desired: &Graph, observed: &Graph) -> Vec<ItemC
             }
         })
         .collect();
-    find_renames(&mut out, desired, observed);
+    find_renames(&mut out, (desired, &want), (observed, &have));
     out.sort_by_key(|c| (order_key(&c.item), c.op != ItemOp::Destroy));
     out
 }
@@ -155,40 +155,42 @@ fn essence(g: &Graph, rs: &[&Resource]) -> Option<Essence> {
 /// Pairs each changed interface of the file with a changed interface of the lab that has its
 /// essence under another name, in order: removing `eth0` of three unnamed ones shows as
 /// `eth1 → eth0` and `eth2 → eth1`, and one interface gone.
-fn find_renames(out: &mut Vec<ItemChange>, desired: &Graph, observed: &Graph) {
-    let want = by_item(desired);
-    let have = by_item(observed);
-    let changed: Vec<(usize, String, String)> = out
-        .iter()
-        .enumerate()
-        .filter_map(|(i, c)| match &c.item {
-            Item::Interface(e, n) => Some((i, e.clone(), n.clone())),
-            _ => None,
-        })
-        .collect();
+type Side<'g> = (&'g Graph, &'g HashMap<&'g Item, Vec<&'g Resource>>);
+
+fn find_renames(out: &mut Vec<ItemChange>, (desired, want): Side, (observed, have): Side) {
+    // Interfaces with changes, per endpoint; only endpoints that lose or change one can
+    // have a rename.
+    let mut per_endpoint: BTreeMap<&str, Vec<(usize, &str)>> = BTreeMap::new();
+    for (i, c) in out.iter().enumerate() {
+        if let Item::Interface(e, n) = &c.item {
+            per_endpoint.entry(e).or_default().push((i, n));
+        }
+    }
     let mut sources_used: BTreeSet<usize> = BTreeSet::new();
     let mut renames: Vec<(usize, usize)> = Vec::new();
-    for (di, dep, dname) in &changed {
-        if !matches!(out[*di].op, ItemOp::Create | ItemOp::Update) {
+    for changed in per_endpoint.values() {
+        let sources: Vec<(usize, &str, Essence)> = changed
+            .iter()
+            .filter(|(i, _)| matches!(out[*i].op, ItemOp::Destroy | ItemOp::Update))
+            .filter_map(|&(i, n)| Some((i, n, essence(observed, have.get(&out[i].item)?)?)))
+            .collect();
+        if sources.is_empty() {
             continue;
         }
-        let Some(want_ess) = want.get(&out[*di].item).and_then(|rs| essence(desired, rs)) else {
-            continue;
-        };
-        let source = changed.iter().find(|(oi, oep, oname)| {
-            oep == dep
-                && oname != dname
-                && !sources_used.contains(oi)
-                && matches!(out[*oi].op, ItemOp::Destroy | ItemOp::Update)
-                && have
-                    .get(&out[*oi].item)
-                    .and_then(|rs| essence(observed, rs))
-                    .as_ref()
-                    == Some(&want_ess)
-        });
-        if let Some((oi, _, _)) = source {
-            sources_used.insert(*oi);
-            renames.push((*di, *oi));
+        for &(di, dname) in changed {
+            if !matches!(out[di].op, ItemOp::Create | ItemOp::Update) {
+                continue;
+            }
+            let Some(want_ess) = want.get(&out[di].item).and_then(|rs| essence(desired, rs)) else {
+                continue;
+            };
+            let source = sources.iter().find(|(oi, oname, ess)| {
+                *oname != dname && !sources_used.contains(oi) && *ess == want_ess
+            });
+            if let Some((oi, _, _)) = source {
+                sources_used.insert(*oi);
+                renames.push((di, *oi));
+            }
         }
     }
     let targets: BTreeSet<usize> = renames.iter().map(|(d, _)| *d).collect();

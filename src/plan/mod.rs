@@ -10,6 +10,7 @@ pub use render::{Counts, render_text};
 
 use crate::graph::{Dep, Graph, Item, Resource, ResourceId};
 use petgraph::graph::DiGraph;
+use petgraph::stable_graph::NodeIndex;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -63,6 +64,9 @@ enum Verdict {
 }
 
 fn compare(old: &Resource, new: &Resource) -> Option<Verdict> {
+    if old == new {
+        return None;
+    }
     let before = old.spec.fields();
     let after = new.spec.fields();
     let mut changes = Vec::new();
@@ -96,39 +100,48 @@ fn compare(old: &Resource, new: &Resource) -> Option<Verdict> {
 
 /// What must happen to turn `observed` into `desired`.
 pub fn plan(desired: &Graph, observed: &Graph) -> Plan {
+    let pairs = pair_up(desired, observed);
     let mut verdicts: BTreeMap<&ResourceId, Verdict> = BTreeMap::new();
-    for r in desired.resources() {
-        if let Some(old) = observed.get(&r.id)
-            && let Some(v) = compare(old, r)
+    for (want, have) in &pairs {
+        if let (Some((_, new)), Some((_, old))) = (want, have)
+            && let Some(v) = compare(old, new)
         {
-            verdicts.insert(&r.id, v);
+            verdicts.insert(&new.id, v);
         }
     }
     cascade_replacements(desired, observed, &mut verdicts);
 
+    // Each step with its node: in the observed graph for a destroy, else in the desired one.
     let mut steps = Vec::new();
-    for r in observed.resources() {
-        match (desired.contains(&r.id), verdicts.get(&r.id)) {
-            (false, _) => steps.push(step(Op::Destroy, r, Vec::new(), None)),
-            (true, Some(Verdict::Replace(why, changes))) => {
-                steps.push(step(Op::Destroy, r, changes.clone(), Some(why.clone())))
+    let mut creates = Vec::new();
+    for (want, have) in &pairs {
+        let verdict = want.and_then(|(_, r)| verdicts.get(&r.id));
+        match (want, have, verdict) {
+            (None, Some((ix, old)), _) => {
+                steps.push((step(Op::Destroy, old, Vec::new(), None), *ix))
+            }
+            (Some((ix, new)), None, _) => {
+                creates.push((step(Op::Create, new, Vec::new(), None), *ix))
+            }
+            (Some((nx, new)), Some((ox, old)), Some(Verdict::Replace(why, changes))) => {
+                steps.push((
+                    step(Op::Destroy, old, changes.clone(), Some(why.clone())),
+                    *ox,
+                ));
+                creates.push((
+                    step(Op::Create, new, changes.clone(), Some(why.clone())),
+                    *nx,
+                ));
+            }
+            (Some((ix, new)), Some(_), Some(Verdict::Update(changes))) => {
+                creates.push((step(Op::Update, new, changes.clone(), None), *ix))
             }
             _ => {}
         }
     }
-    for r in desired.resources() {
-        match verdicts.get(&r.id) {
-            _ if !observed.contains(&r.id) => steps.push(step(Op::Create, r, Vec::new(), None)),
-            Some(Verdict::Replace(why, changes)) => {
-                steps.push(step(Op::Create, r, changes.clone(), Some(why.clone())))
-            }
-            Some(Verdict::Update(changes)) => {
-                steps.push(step(Op::Update, r, changes.clone(), None))
-            }
-            None => {}
-        }
-    }
-    let waves = order(&steps, desired, observed);
+    steps.append(&mut creates);
+    let (steps, nodes): (Vec<Step>, Vec<NodeIndex>) = steps.into_iter().unzip();
+    let waves = order(&steps, &nodes, desired, observed);
     let items = items::summarize(&steps, desired, observed);
     Plan {
         lab: desired.lab.clone(),
@@ -136,6 +149,29 @@ pub fn plan(desired: &Graph, observed: &Graph) -> Plan {
         waves,
         items,
     }
+}
+
+/// Both graphs' resources side by side, matched by identity in one ordered walk.
+type Entry<'g> = Option<(NodeIndex, &'g Resource)>;
+
+fn pair_up<'g>(desired: &'g Graph, observed: &'g Graph) -> Vec<(Entry<'g>, Entry<'g>)> {
+    let mut out = Vec::with_capacity(desired.len().max(observed.len()));
+    let mut want = desired.entries().peekable();
+    let mut have = observed.entries().peekable();
+    loop {
+        let order = match (want.peek(), have.peek()) {
+            (None, None) => break,
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some(w), Some(h)) => w.1.id.cmp(&h.1.id),
+        };
+        out.push(match order {
+            std::cmp::Ordering::Less => (want.next(), None),
+            std::cmp::Ordering::Greater => (None, have.next()),
+            std::cmp::Ordering::Equal => (want.next(), have.next()),
+        });
+    }
+    out
 }
 
 fn step(op: Op, r: &Resource, changes: Vec<Change>, replace: Option<String>) -> Step {
@@ -186,58 +222,89 @@ fn cascade_replacements<'g>(
 
 /// Orders the steps into waves: creates and updates after what they need, destroys before
 /// what they needed, a replacement's destroy before its create, and a name freed before it
-/// is taken again.
-fn order(steps: &[Step], desired: &Graph, observed: &Graph) -> Vec<Vec<usize>> {
-    let mut dag: DiGraph<usize, ()> = DiGraph::new();
-    let nodes: Vec<_> = (0..steps.len()).map(|i| dag.add_node(i)).collect();
-    let mut by_id: HashMap<(&ResourceId, bool), usize> = HashMap::new();
+/// is taken again. `nodes[i]` is step i's node in its graph, so no lookup by name is needed.
+fn order(
+    steps: &[Step],
+    nodes: &[NodeIndex],
+    desired: &Graph,
+    observed: &Graph,
+) -> Vec<Vec<usize>> {
+    let mut dag: DiGraph<usize, ()> = DiGraph::with_capacity(steps.len(), steps.len() * 2);
+    let dag_nodes: Vec<_> = (0..steps.len()).map(|i| dag.add_node(i)).collect();
+    // The step (if any) of each node: destroys by observed node, the others by desired node.
+    let mut destroy_of = vec![None; observed.handle_bound()];
+    let mut make_of = vec![None; desired.handle_bound()];
     for (i, s) in steps.iter().enumerate() {
-        by_id.insert((&s.id, s.op == Op::Destroy), i);
+        let table = if s.op == Op::Destroy {
+            &mut destroy_of
+        } else {
+            &mut make_of
+        };
+        table[nodes[i].index()] = Some(i);
     }
-    let mut edge = |a: usize, b: usize| {
-        if a != b {
-            dag.update_edge(nodes[a], nodes[b], ());
-        }
-    };
-    let mut released: HashMap<(String, String), Vec<usize>> = HashMap::new();
+    let mut edges: Vec<(usize, usize)> = Vec::new();
     for (i, s) in steps.iter().enumerate() {
         match s.op {
             Op::Destroy => {
-                for claim in s.resource.spec.claims() {
-                    released.entry(claim).or_default().push(i);
-                }
                 // Whatever stood on it goes first, or moves away first (an update); a
                 // dependent made anew comes after, through its own dependencies.
-                for (dependent, _) in observed.dependents(&s.id) {
-                    if let Some(&j) = by_id.get(&(dependent, true)) {
-                        edge(j, i);
+                for (dependent, _) in observed.neighbors_of(nodes[i], true) {
+                    if let Some(j) = destroy_of[dependent.index()] {
+                        edges.push((j, i));
                     }
-                    if let Some(&j) = by_id.get(&(dependent, false))
+                    let moved = observed
+                        .get_at(dependent)
+                        .and_then(|r| desired.handle(&r.id));
+                    if let Some(j) = moved.and_then(|m| make_of[m.index()])
                         && steps[j].op == Op::Update
                     {
-                        edge(j, i);
+                        edges.push((j, i));
                     }
                 }
             }
             Op::Create | Op::Update => {
-                for (dep, _) in desired.deps(&s.id) {
-                    if let Some(&j) = by_id.get(&(dep, false)) {
-                        edge(j, i);
+                for (dep, _) in desired.neighbors_of(nodes[i], false) {
+                    if let Some(j) = make_of[dep.index()] {
+                        edges.push((j, i));
                     }
                 }
-                if let Some(&j) = by_id.get(&(&s.id, true)) {
-                    edge(j, i);
+                if s.replace.is_some()
+                    && let Some(j) = observed.handle(&s.id).and_then(|o| destroy_of[o.index()])
+                {
+                    edges.push((j, i));
                 }
             }
         }
     }
-    for (i, s) in steps.iter().enumerate() {
-        if s.op != Op::Destroy {
+    // Names (an interface, a host device) freed by a destroy before they are taken again.
+    let mut released: HashMap<(String, String), Vec<usize>> = HashMap::new();
+    for (i, s) in steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.op == Op::Destroy)
+    {
+        for claim in s.resource.spec.claims() {
+            released.entry(claim).or_default().push(i);
+        }
+    }
+    if !released.is_empty() {
+        for (i, s) in steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.op != Op::Destroy)
+        {
             for claim in s.resource.spec.claims() {
                 for &j in released.get(&claim).into_iter().flatten() {
-                    edge(j, i);
+                    edges.push((j, i));
                 }
             }
+        }
+    }
+    // Parallel edges are harmless to the sort; deduplicating them (update_edge) would scan
+    // the thousands of edges of a step like the switch namespace's, once per edge.
+    for (a, b) in edges {
+        if a != b {
+            dag.add_edge(dag_nodes[a], dag_nodes[b], ());
         }
     }
     waves(&dag)
@@ -318,8 +385,8 @@ fn dep_pending(plan: &Plan, wave: &[usize], dep: &ResourceId) -> bool {
 }
 
 /// The items of `g` grouped, for the item-level view.
-pub(crate) fn by_item(g: &Graph) -> BTreeMap<&Item, Vec<&Resource>> {
-    let mut out: BTreeMap<&Item, Vec<&Resource>> = BTreeMap::new();
+pub(crate) fn by_item(g: &Graph) -> HashMap<&Item, Vec<&Resource>> {
+    let mut out: HashMap<&Item, Vec<&Resource>> = HashMap::with_capacity(g.len());
     for r in g.resources() {
         out.entry(&r.item).or_default().push(r);
     }
