@@ -3,8 +3,11 @@
 //! Data flows one way: [`model`] (the file) → [`graph`] (desired and observed resources)
 //! → [`plan`] (the diff as ordered actions) → the executor and drivers.
 
+pub mod apply;
 pub mod diag;
 pub mod graph;
+pub mod host;
 pub mod model;
+pub mod observe;
 pub mod plan;
 pub mod yaml;

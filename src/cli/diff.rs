@@ -18,7 +18,7 @@ pub fn run(file: &Path, verbose: bool, output: Output) -> i32 {
             return 1;
         }
     };
-    let observed = Graph::new(&loaded.topology.name);
+    let observed = cloonix::observe::observe(&loaded.topology.name);
     let plan = plan::plan(&desired, &observed);
     let path = file.display().to_string();
     let text_diff = unified(&observed, &desired, &path);

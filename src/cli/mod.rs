@@ -1,6 +1,10 @@
 //! Commands, one module each, all returning their exit code.
 
+mod apply;
+mod destroy;
 mod diff;
+mod exec;
+mod status;
 mod validate;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -33,6 +37,42 @@ enum Command {
     },
     /// Print the JSON Schema of topology files.
     Schema,
+    /// Make the lab match FILE: observe, plan, apply, verify (exit 0 done, 1 any failure).
+    Apply {
+        file: PathBuf,
+        /// Only show what would change (= diff).
+        #[arg(long)]
+        dry_run: bool,
+        /// Allow what reaches into this host: phy, privileged, paths outside the file's directory.
+        #[arg(long)]
+        allow_host: bool,
+        #[arg(short, long)]
+        verbose: bool,
+        #[arg(short, long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Remove a lab and everything it made (exit 0 also when there was nothing).
+    Destroy {
+        /// A lab name, or a topology file to read it from.
+        target: String,
+        #[arg(short, long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// The labs, or one lab's state.
+    Status {
+        lab: Option<String>,
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: status::Format,
+    },
+    /// Run a command in an endpoint: its exit code, 125 for cloonix's own errors.
+    Exec {
+        lab: String,
+        node: String,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Open a shell on an endpoint.
+    Shell { lab: String, node: String },
     /// Show what `apply` would do, touching nothing (exit 0: no changes, 2: changes, 1: error).
     Diff {
         file: PathBuf,
@@ -58,6 +98,25 @@ pub fn run() -> i32 {
             verbose,
             output,
         } => diff::run(&file, verbose, output),
+        Command::Apply {
+            file,
+            dry_run,
+            allow_host,
+            verbose,
+            output,
+        } => apply::run(
+            &file,
+            &apply::Options {
+                dry_run,
+                allow_host,
+                verbose,
+                output,
+            },
+        ),
+        Command::Destroy { target, output } => destroy::run(&target, output),
+        Command::Status { lab, output } => status::run(lab.as_deref(), output),
+        Command::Exec { lab, node, command } => exec::run(&lab, &node, &command, false),
+        Command::Shell { lab, node } => exec::run(&lab, &node, &["/bin/sh".into()], true),
     }
 }
 

@@ -16,7 +16,8 @@ use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use std::collections::BTreeMap;
 
 /// How one resource depends on another.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Dep {
     /// It exists inside the other: it goes when the other goes, and a replaced parent means a
     /// replaced child (a file lives in a root filesystem, a veth end in a namespace).

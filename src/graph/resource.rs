@@ -6,11 +6,11 @@
 
 use crate::model::units::{Cidr, Duration, Mac};
 use crate::model::{Accel, C2cRole, Command, DebianImage, File, Impairment, NicModel, VmImage};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     /// The lab's switch namespace.
@@ -59,7 +59,7 @@ impl Kind {
 }
 
 /// A resource's identity: stable across applies, and carrying its lab.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ResourceId {
     pub kind: Kind,
     /// Before `lab` so that comparisons, which the planner makes by the million, decide on
@@ -75,7 +75,7 @@ impl fmt::Display for ResourceId {
 }
 
 /// The item of the topology file a resource belongs to; plans are shown at this level.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "item", content = "name", rename_all = "lowercase")]
 pub enum Item {
     Lab,
@@ -96,22 +96,36 @@ impl fmt::Display for Item {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Resource {
     pub id: ResourceId,
     pub item: Item,
     pub spec: Spec,
 }
 
+impl Resource {
+    /// The endpoint kind a resource serves, for messages.
+    pub fn spec_kind(&self) -> &'static str {
+        match &self.spec {
+            Spec::Vm(_) | Spec::Nic(_) => "kvm",
+            Spec::Helper(Helper::Nat { .. }) => "nat",
+            Spec::Helper(Helper::A2b { .. }) => "a2b",
+            Spec::Helper(Helper::C2c { .. }) => "c2c",
+            Spec::Phy { .. } => "phy",
+            _ => "cnt",
+        }
+    }
+}
+
 /// Where one end of a veth lives.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Netns {
     Host,
     Endpoint(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum Spec {
     SwitchNs,
@@ -129,7 +143,7 @@ pub enum Spec {
     Phy { device: String },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Veth {
     pub endpoint: String,
     /// The interface's name in the file (`eth0`; `a`/`b` for an a2b).
@@ -144,7 +158,7 @@ pub struct Veth {
     pub mtu: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Port {
     pub endpoint: String,
     pub iface: String,
@@ -154,7 +168,7 @@ pub struct Port {
 }
 
 /// The image a root filesystem is made from.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "from", rename_all = "lowercase")]
 pub enum ImageRef {
     Builtin,
@@ -180,7 +194,7 @@ impl fmt::Display for ImageRef {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rootfs {
     pub image: ImageRef,
     /// A hash of everything that replaces the endpoint, so that any such change gives it a
@@ -188,7 +202,7 @@ pub struct Rootfs {
     pub instance: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FileSpec {
     pub endpoint: String,
     pub path: String,
@@ -196,7 +210,7 @@ pub struct FileSpec {
     pub mode: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerSpec {
     pub image: String,
     pub run: Vec<Command>,
@@ -208,7 +222,7 @@ pub struct ContainerSpec {
     pub ram: Option<u32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VmSpec {
     pub cpu: u32,
     pub ram: u32,
@@ -218,7 +232,7 @@ pub struct VmSpec {
     pub files: BTreeMap<String, File>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Nic {
     pub endpoint: String,
     pub iface: String,
@@ -229,7 +243,7 @@ pub struct Nic {
     pub tap: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "helper", rename_all = "lowercase")]
 pub enum Helper {
     Nat {
@@ -250,7 +264,7 @@ pub enum Helper {
 }
 
 /// One attribute of a resource as the planner compares it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Field {
     pub name: &'static str,
     pub value: String,

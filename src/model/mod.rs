@@ -12,12 +12,12 @@ pub use emit::{MODELINE, to_yaml};
 pub use load::{HostItem, LoadError, Loaded, is_name, load, load_str};
 
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use units::{Cidr, Duration, Mac, Percent, Rate};
 
 /// One lab: its lans, endpoints, images and checks.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Topology {
     /// The lab's name and identity: applying any file with this name reconciles that lab.
@@ -50,7 +50,7 @@ enum LansSchema {
 pub const DEFAULT_MTU: u32 = 1500;
 
 /// A lan: an Open vSwitch bridge in the lab's switch namespace.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Lan {
     /// The MTU of the bridge and of every interface on it (default 1500).
@@ -72,14 +72,14 @@ impl Default for Lan {
 }
 
 /// A root filesystem recipe.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Image {
     /// Build with mmdebstrap from the host's package sources.
     pub debian: DebianImage,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DebianImage {
     /// The Debian suite, e.g. `bookworm`.
@@ -90,7 +90,7 @@ pub struct DebianImage {
 }
 
 /// An endpoint; `kind` says which.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Endpoint {
     /// A container run by crun on a copy-on-write view of its image.
@@ -126,7 +126,7 @@ impl Endpoint {
 pub const BUILTIN_IMAGE: &str = "busybox";
 
 /// A container.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Container {
     /// `busybox` (built in), a name from `images:`, or a root filesystem directory
@@ -169,7 +169,7 @@ pub struct Container {
 }
 
 /// A network interface of a container.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Eth {
     /// The interface name inside the endpoint (default `eth<position>`).
@@ -206,7 +206,7 @@ enum OneOrMany<T> {
 }
 
 /// A file's content, given inline or read from a file beside the topology.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct File {
     /// The content itself. In the canonical form every file is inlined.
@@ -222,7 +222,7 @@ pub struct File {
 }
 
 /// A command: a string run by `/bin/sh -c`, or an argv list (for images without a shell).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Command {
     Shell(String),
@@ -230,7 +230,7 @@ pub enum Command {
 }
 
 /// A virtual machine.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Vm {
     /// Virtual CPUs (default 1).
@@ -257,7 +257,7 @@ pub struct Vm {
 }
 
 /// A qcow2 disk (used through a copy-on-write overlay, never written), or a kernel to boot.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum VmImage {
     Disk(String),
@@ -270,7 +270,7 @@ pub enum VmImage {
     },
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Accel {
     #[default]
@@ -286,7 +286,7 @@ impl Accel {
 }
 
 /// A NIC of a virtual machine.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VmEth {
     #[serde(flatten)]
@@ -296,7 +296,7 @@ pub struct VmEth {
     pub model: NicModel,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum NicModel {
     #[default]
@@ -313,7 +313,7 @@ impl NicModel {
 pub const DEFAULT_NAT_SUBNET: &str = "172.17.0.0/24";
 
 /// The way out of the lab.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Nat {
     /// The lan it routes for.
@@ -328,7 +328,7 @@ pub struct Nat {
 }
 
 /// A host interface whose peer is on a lan.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Tap {
     pub lan: String,
@@ -342,7 +342,7 @@ pub struct Tap {
 }
 
 /// A host interface borrowed into the lab; needs `--allow-host`.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Phy {
     pub lan: String,
@@ -351,7 +351,7 @@ pub struct Phy {
 }
 
 /// An impairment between two lans.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct A2b {
     pub a: String,
@@ -364,7 +364,7 @@ pub struct A2b {
     pub b_to_a: Impairment,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Impairment {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -384,7 +384,7 @@ impl Impairment {
 }
 
 /// A link to another lab over UDP.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct C2c {
     pub lan: String,
@@ -405,7 +405,7 @@ pub struct C2c {
     pub peer_lan: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum C2cRole {
     Master,
@@ -413,7 +413,7 @@ pub enum C2cRole {
 }
 
 /// An assertion, retried until `within`.
-#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Check {
     /// The endpoint it runs in.

@@ -40,6 +40,19 @@ pub struct Step {
     pub changes: Vec<Change>,
     /// Set when the step is half of a replacement: why it is replaced.
     pub replace: Option<String>,
+    /// For an update, the resource as it is now (a driver changes from this to `resource`).
+    #[serde(skip)]
+    pub before: Option<Resource>,
+}
+
+impl Step {
+    pub fn op_name(&self) -> &'static str {
+        match self.op {
+            Op::Create => "create",
+            Op::Update => "update",
+            Op::Destroy => "destroy",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -133,8 +146,10 @@ pub fn plan(desired: &Graph, observed: &Graph) -> Plan {
                     *nx,
                 ));
             }
-            (Some((ix, new)), Some(_), Some(Verdict::Update(changes))) => {
-                creates.push((step(Op::Update, new, changes.clone(), None), *ix))
+            (Some((ix, new)), Some((_, old)), Some(Verdict::Update(changes))) => {
+                let mut update = step(Op::Update, new, changes.clone(), None);
+                update.before = Some((*old).clone());
+                creates.push((update, *ix))
             }
             _ => {}
         }
@@ -181,6 +196,7 @@ fn step(op: Op, r: &Resource, changes: Vec<Change>, replace: Option<String>) -> 
         resource: r.clone(),
         changes,
         replace,
+        before: None,
     }
 }
 

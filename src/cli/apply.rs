@@ -1,0 +1,86 @@
+//! `cloonix apply FILE`: observe, diff, plan, apply in waves, observe again and verify.
+
+use super::Output;
+use cloonix::apply::{self, Context, LabLock};
+use cloonix::graph;
+use cloonix::observe::observe;
+use cloonix::plan::{self, render_text};
+use std::path::Path;
+use std::time::Instant;
+
+pub struct Options {
+    pub dry_run: bool,
+    pub allow_host: bool,
+    pub verbose: bool,
+    pub output: Output,
+}
+
+pub fn run(file: &Path, o: &Options) -> i32 {
+    if o.dry_run {
+        return super::diff::run(file, o.verbose, o.output);
+    }
+    let Some(loaded) = super::load(file) else {
+        return 1;
+    };
+    let path = file.display().to_string();
+    if !loaded.host_items.is_empty() && !o.allow_host {
+        eprintln!("cloonix: {path} reaches into this host; refusing without --allow-host:");
+        for h in &loaded.host_items {
+            eprintln!("  {path}:{}:{}: {}", h.pos.line, h.pos.col, h.what);
+        }
+        return 1;
+    }
+    let desired = match graph::desired(&loaded.topology) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("cloonix: {e}");
+            return 1;
+        }
+    };
+    let lab = loaded.topology.name.clone();
+    let _lock = match LabLock::take(&lab, || {
+        eprintln!("waiting for another apply or destroy of lab {lab}")
+    }) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("cloonix: {e}");
+            return 1;
+        }
+    };
+    let started = Instant::now();
+    let observed = observe(&lab);
+    let plan = plan::plan(&desired, &observed);
+    if o.output == Output::Text {
+        print!("{}", render_text(&plan, &path, o.verbose));
+    }
+    let cx = Context::new(&lab);
+    let progress = |line: &str| eprintln!("  {line}");
+    let report = apply::execute(&plan, &desired, &cx, &progress);
+    // Verify: the lab as it now is must need nothing more.
+    let after = plan::plan(&desired, &observe(&lab));
+    let converged = after.is_empty();
+    let ok = report.ok() && converged;
+    if o.output == Output::Json {
+        let summary = serde_json::json!({
+            "lab": lab, "ok": ok, "counts": plan.counts(), "steps_done": report.done,
+            "failures": report.failures, "converged": converged,
+            "remaining": after.items, "seconds": started.elapsed().as_secs_f64(),
+        });
+        println!("{}", serde_json::to_string_pretty(&summary).expect("json"));
+    } else {
+        for f in &report.failures {
+            println!("error: {}: {}", f.resource, f.error);
+        }
+        if report.ok() && !converged {
+            println!("error: lab {lab} does not match {path} after apply; still to do:");
+            print!("{}", render_text(&after, &path, true));
+        }
+        if ok && !plan.is_empty() {
+            println!(
+                "Applied in {:.2}s: lab {lab} matches {path}.",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    i32::from(!ok)
+}

@@ -1,0 +1,42 @@
+//! `cloonix destroy NAME|FILE`: remove a lab and everything it made; 0 also when there was
+//! nothing to destroy.
+
+use super::Output;
+use cloonix::apply::{self, LabLock};
+use std::path::Path;
+
+pub fn run(target: &str, output: Output) -> i32 {
+    let lab = if Path::new(target).is_file() {
+        match super::load(Path::new(target)) {
+            Some(l) => l.topology.name,
+            None => return 1,
+        }
+    } else if cloonix::model::is_name(target) {
+        target.to_string()
+    } else {
+        eprintln!("cloonix: `{target}` is neither a topology file nor a lab name");
+        return 1;
+    };
+    let _lock = match LabLock::take(&lab, || {
+        eprintln!("waiting for another apply or destroy of lab {lab}")
+    }) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("cloonix: {e}");
+            return 1;
+        }
+    };
+    let report = apply::destroy(&lab, &|line| eprintln!("  {line}"));
+    if output == Output::Json {
+        let summary = serde_json::json!({"lab": lab, "ok": report.ok(), "steps_done": report.done, "failures": report.failures});
+        println!("{}", serde_json::to_string_pretty(&summary).expect("json"));
+    } else {
+        for f in &report.failures {
+            println!("error: {}: {}", f.resource, f.error);
+        }
+        if report.ok() {
+            println!("Lab {lab} destroyed.");
+        }
+    }
+    i32::from(!report.ok())
+}

@@ -1,0 +1,603 @@
+//! Containers: an overlay root over a shared image, files written into it (resolved inside
+//! the root: a symlink in the image can never send a write to the host), and crun running
+//! the container in the endpoint's existing network namespace with a small init as pid 1.
+//!
+//! crun 1.8 refuses this host's v1/v2 hybrid cgroups, so it runs with
+//! `--cgroup-manager=disabled` in a private mount namespace where cgroup2 is mounted on
+//! /sys/fs/cgroup, and the bundle has no cgroup mount.
+
+use super::{HostError, Result, io, run};
+use crate::model::Command as RunCommand;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const INIT: &str = "/usr/bin/catatonit";
+
+/// Where a container's files are.
+pub struct Paths {
+    pub dir: PathBuf,
+}
+
+impl Paths {
+    pub fn merged(&self) -> PathBuf {
+        self.dir.join("merged")
+    }
+    fn upper(&self) -> PathBuf {
+        self.dir.join("upper")
+    }
+    fn work(&self) -> PathBuf {
+        self.dir.join("work")
+    }
+    pub fn runs(&self) -> PathBuf {
+        self.dir.join("run.json")
+    }
+}
+
+fn cstr(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_encoded_bytes()).expect("paths have no NUL")
+}
+
+/// Mounts the copy-on-write root over `image`; a root that is mounted already is kept.
+pub fn mount_root(p: &Paths, image: &Path) -> Result<()> {
+    if is_mounted(&p.merged()) {
+        return Ok(());
+    }
+    for d in [p.merged(), p.upper(), p.work()] {
+        std::fs::create_dir_all(&d).map_err(io("create the container's directories"))?;
+    }
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        image.display(),
+        p.upper().display(),
+        p.work().display()
+    );
+    let (src, target, fs, data) = (
+        cstr(Path::new("overlay")),
+        cstr(&p.merged()),
+        cstr(Path::new("overlay")),
+        cstr(Path::new(&opts)),
+    );
+    // SAFETY: plain C strings that outlive the call.
+    let rc = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            target.as_ptr(),
+            fs.as_ptr(),
+            0,
+            data.as_ptr().cast(),
+        )
+    };
+    if rc != 0 {
+        return Err(io(format!(
+            "mount the overlay root at {}",
+            p.merged().display()
+        ))(std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Unmounts the root and removes every file of the container.
+pub fn remove_root(p: &Paths) -> Result<()> {
+    if is_mounted(&p.merged()) {
+        let target = cstr(&p.merged());
+        // SAFETY: a C string that outlives the call.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+    }
+    match std::fs::remove_dir_all(&p.dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(io("remove the container's files")(e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The mount points of this mount namespace.
+pub fn mounts() -> Vec<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|m| PathBuf::from(m.replace("\\040", " ")))
+        .collect()
+}
+
+fn is_mounted(path: &Path) -> bool {
+    mounts().iter().any(|m| m == path)
+}
+
+fn open_in_root(root: &File, path: &str, flags: i32, mode: u32) -> std::io::Result<OwnedFd> {
+    // The kernel's `struct open_how` (libc's is non-exhaustive).
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: if flags & libc::O_CREAT != 0 {
+            mode as u64
+        } else {
+            0
+        },
+        resolve: libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+    };
+    let c =
+        CString::new(path.trim_start_matches('/')).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+    // SAFETY: openat2 with a valid dirfd, C string and open_how of the size given.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            root.as_raw_fd(),
+            c.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor owned by no one else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Writes `content` at `path` inside `root`, making missing directories, every step
+/// resolved inside the root.
+pub fn write_file(root: &Path, path: &str, content: &[u8], mode: u32) -> Result<()> {
+    let what = format!("write {path}");
+    let root_dir = File::open(root).map_err(io(&what))?;
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    let mut prefix = String::new();
+    for dir in &parts[..parts.len().saturating_sub(1)] {
+        let parent = if prefix.is_empty() {
+            ".".to_string()
+        } else {
+            prefix.clone()
+        };
+        prefix = format!("{prefix}/{dir}");
+        if open_in_root(&root_dir, &prefix, libc::O_PATH | libc::O_DIRECTORY, 0).is_ok() {
+            continue;
+        }
+        let pfd = open_in_root(&root_dir, &parent, libc::O_PATH | libc::O_DIRECTORY, 0)
+            .map_err(io(&what))?;
+        let name = CString::new(*dir).map_err(|_| HostError::Other(format!("{what}: bad name")))?;
+        // SAFETY: mkdirat relative to a directory fd we hold.
+        if unsafe { libc::mkdirat(pfd.as_raw_fd(), name.as_ptr(), 0o755) } != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::AlreadyExists {
+                return Err(io(&what)(e));
+            }
+        }
+    }
+    let fd = open_in_root(
+        &root_dir,
+        path,
+        libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
+        mode,
+    )
+    .map_err(io(&what))?;
+    let mut f = File::from(fd);
+    f.write_all(content).map_err(io(&what))?;
+    f.set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(io(&what))
+}
+
+/// Removes `path` inside `root`, resolved inside it; one that is gone is fine.
+pub fn remove_file(root: &Path, path: &str) -> Result<()> {
+    let what = format!("remove {path}");
+    let root_dir = File::open(root).map_err(io(&what))?;
+    let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
+    let parent = if parent.is_empty() { "." } else { parent };
+    let Ok(pfd) = open_in_root(&root_dir, parent, libc::O_PATH | libc::O_DIRECTORY, 0) else {
+        return Ok(());
+    };
+    let name = CString::new(name).map_err(|_| HostError::Other(format!("{what}: bad name")))?;
+    // SAFETY: unlinkat relative to a directory fd we hold.
+    if unsafe { libc::unlinkat(pfd.as_raw_fd(), name.as_ptr(), 0) } != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::NotFound {
+            return Err(io(&what)(e));
+        }
+    }
+    Ok(())
+}
+
+/// Reads `path` inside `root`, resolved inside it; None when it cannot be read.
+pub fn read_file(root: &Path, path: &str) -> Option<String> {
+    let root_dir = File::open(root).ok()?;
+    let fd = open_in_root(&root_dir, path, libc::O_RDONLY, 0).ok()?;
+    let mut text = String::new();
+    File::from(fd).read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+/// What a container is asked to be.
+pub struct Spec<'a> {
+    pub id: &'a str,
+    pub hostname: &'a str,
+    pub netns: &'a Path,
+    pub env: &'a BTreeMap<String, String>,
+    pub sysctl: &'a BTreeMap<String, String>,
+    pub privileged: bool,
+}
+
+const DEFAULT_CAPS: [&str; 16] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_MKNOD",
+    "CAP_AUDIT_WRITE",
+    "CAP_SETFCAP",
+    "CAP_NET_RAW",
+    "CAP_NET_ADMIN",
+    "CAP_SYS_PTRACE",
+];
+
+fn all_caps() -> Vec<String> {
+    let text = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").unwrap_or_default();
+    let last: u32 = text.trim().parse().unwrap_or(40);
+    const NAMES: [&str; 41] = [
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "DAC_READ_SEARCH",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "SETGID",
+        "SETUID",
+        "SETPCAP",
+        "LINUX_IMMUTABLE",
+        "NET_BIND_SERVICE",
+        "NET_BROADCAST",
+        "NET_ADMIN",
+        "NET_RAW",
+        "IPC_LOCK",
+        "IPC_OWNER",
+        "SYS_MODULE",
+        "SYS_RAWIO",
+        "SYS_CHROOT",
+        "SYS_PTRACE",
+        "SYS_PACCT",
+        "SYS_ADMIN",
+        "SYS_BOOT",
+        "SYS_NICE",
+        "SYS_RESOURCE",
+        "SYS_TIME",
+        "SYS_TTY_CONFIG",
+        "MKNOD",
+        "LEASE",
+        "AUDIT_WRITE",
+        "AUDIT_CONTROL",
+        "SETFCAP",
+        "MAC_OVERRIDE",
+        "MAC_ADMIN",
+        "SYSLOG",
+        "WAKE_ALARM",
+        "BLOCK_SUSPEND",
+        "AUDIT_READ",
+        "PERFMON",
+        "BPF",
+        "CHECKPOINT_RESTORE",
+    ];
+    NAMES
+        .iter()
+        .take(last as usize + 1)
+        .map(|n| format!("CAP_{n}"))
+        .collect()
+}
+
+fn env_list(env: &BTreeMap<String, String>) -> Vec<String> {
+    let mut out =
+        vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string()];
+    out.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
+    out
+}
+
+/// The OCI configuration of a container.
+fn config(p: &Paths, s: &Spec) -> serde_json::Value {
+    let caps: Vec<String> = if s.privileged {
+        all_caps()
+    } else {
+        DEFAULT_CAPS.iter().map(|c| c.to_string()).collect()
+    };
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc"}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
+        json!({"destination": "/.cloonix/init", "type": "bind", "source": INIT, "options": ["bind", "ro"]}),
+    ];
+    if s.privileged {
+        mounts[5] = json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev"]});
+    }
+    let mut linux = json!({
+        "namespaces": [
+            {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"},
+            {"type": "network", "path": s.netns.display().to_string()},
+        ],
+        "sysctl": s.sysctl,
+    });
+    if !s.privileged {
+        linux["maskedPaths"] = json!([
+            "/proc/acpi",
+            "/proc/kcore",
+            "/proc/keys",
+            "/proc/latency_stats",
+            "/proc/timer_list",
+            "/proc/timer_stats",
+            "/proc/sched_debug",
+            "/sys/firmware",
+            "/proc/scsi"
+        ]);
+        linux["readonlyPaths"] = json!([
+            "/proc/asound",
+            "/proc/bus",
+            "/proc/fs",
+            "/proc/irq",
+            "/proc/sysrq-trigger"
+        ]);
+    }
+    json!({
+        "ociVersion": "1.0.0",
+        "process": {
+            "terminal": false,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["/.cloonix/init", "-P"],
+            "env": env_list(s.env),
+            "cwd": "/",
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps, "ambient": caps},
+            "noNewPrivileges": !s.privileged,
+        },
+        "root": {"path": p.merged().display().to_string(), "readonly": false},
+        "hostname": s.hostname,
+        "mounts": mounts,
+        "linux": linux,
+    })
+}
+
+/// Starts the container (detached); its init is pid 1 and keeps it up.
+pub fn start(crun_root: &Path, p: &Paths, s: &Spec) -> Result<()> {
+    if !Path::new(INIT).exists() {
+        return Err(HostError::Missing {
+            program: "catatonit".into(),
+            package: "catatonit",
+        });
+    }
+    std::fs::create_dir_all(crun_root).map_err(io("create the crun root"))?;
+    let _ = delete(crun_root, s.id);
+    let cfg = serde_json::to_vec_pretty(&config(p, s)).expect("json");
+    std::fs::write(p.dir.join("config.json"), cfg).map_err(io("write the OCI bundle"))?;
+    // crun's output goes to a file: the detached container would hold a pipe open forever.
+    // Its own process group: a Ctrl-C of cloonix must not reach the lab's containers.
+    let log = p.dir.join("crun.log");
+    let status = Command::new("unshare")
+        .args([
+            "-m", "sh", "-c",
+            "mount --make-rprivate / && mount -t cgroup2 none /sys/fs/cgroup && exec crun --root \"$1\" --cgroup-manager=disabled run -d --bundle \"$2\" \"$3\" </dev/null >\"$4\" 2>&1",
+            "sh",
+        ])
+        .arg(crun_root)
+        .arg(&p.dir)
+        .arg(s.id)
+        .arg(&log)
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => HostError::Missing { program: "unshare".into(), package: "util-linux" },
+            _ => io("start crun")(e),
+        })?;
+    if !status.success() {
+        return Err(HostError::Command {
+            what: format!("start container {}", s.id),
+            status: status.to_string(),
+            stderr: std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// The container's state as crun recorded it.
+#[derive(Debug, Deserialize)]
+struct Status {
+    pid: i32,
+}
+
+/// The pid of the container's init, if it runs.
+pub fn pid(crun_root: &Path, id: &str) -> Option<i32> {
+    let text = std::fs::read_to_string(crun_root.join(id).join("status")).ok()?;
+    let status: Status = serde_json::from_str(&text).ok()?;
+    // SAFETY: signal 0 only checks that the process exists.
+    (unsafe { libc::kill(status.pid, 0) } == 0).then_some(status.pid)
+}
+
+/// Containers whose state crun keeps under `crun_root`, in one directory scan.
+pub fn list(crun_root: &Path) -> Vec<String> {
+    std::fs::read_dir(crun_root)
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Kills and deletes the container; one that is gone is fine.
+pub fn delete(crun_root: &Path, id: &str) -> Result<()> {
+    if let Some(pid) = pid(crun_root, id) {
+        // SAFETY: the pid crun recorded for this container, alive just now.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let start = Instant::now();
+        while unsafe { libc::kill(pid, 0) } == 0 && start.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    if crun_root.join(id).exists() {
+        run(
+            Command::new("crun")
+                .arg("--root")
+                .arg(crun_root)
+                .args(["delete", "-f", id]),
+            &format!("delete container {id}"),
+        )?;
+    }
+    Ok(())
+}
+
+/// The result of one `run` command.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunResult {
+    pub command: String,
+    pub exit_code: Option<i32>,
+    pub output: String,
+    pub timed_out: bool,
+}
+
+impl RunResult {
+    pub fn ok(&self) -> bool {
+        self.exit_code == Some(0)
+    }
+}
+
+/// The command line of `crun exec` for `argv` in container `id`.
+pub fn exec_command(
+    crun_root: &Path,
+    id: &str,
+    env: &BTreeMap<String, String>,
+    tty: bool,
+    argv: &[String],
+) -> Command {
+    let mut cmd = Command::new("crun");
+    cmd.arg("--root").arg(crun_root).arg("exec");
+    if tty {
+        cmd.arg("-t");
+    }
+    for e in env_list(env) {
+        cmd.args(["--env", &e]);
+    }
+    cmd.arg(id).args(argv);
+    cmd
+}
+
+/// Runs the commands in order, each with `timeout`, stopping at the first that fails.
+pub fn run_commands(
+    crun_root: &Path,
+    id: &str,
+    env: &BTreeMap<String, String>,
+    commands: &[RunCommand],
+    timeout: Duration,
+) -> Vec<RunResult> {
+    let mut results = Vec::new();
+    for c in commands {
+        let (argv, shown) = match c {
+            RunCommand::Shell(s) => (
+                vec!["/bin/sh".to_string(), "-c".into(), s.clone()],
+                s.clone(),
+            ),
+            RunCommand::Argv(a) => (a.clone(), a.join(" ")),
+        };
+        let r = run_with_timeout(
+            exec_command(crun_root, id, env, false, &argv),
+            timeout,
+            shown,
+        );
+        let ok = r.ok();
+        results.push(r);
+        if !ok {
+            break;
+        }
+    }
+    results
+}
+
+fn run_with_timeout(mut cmd: Command, timeout: Duration, shown: String) -> RunResult {
+    let out_file = tempfile_for_output();
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(
+            out_file
+                .as_ref()
+                .map(|f| Stdio::from(f.try_clone().expect("dup")))
+                .unwrap_or(Stdio::null()),
+        )
+        .stderr(
+            out_file
+                .as_ref()
+                .map(|f| Stdio::from(f.try_clone().expect("dup")))
+                .unwrap_or(Stdio::null()),
+        )
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            return RunResult {
+                command: shown,
+                exit_code: None,
+                output: e.to_string(),
+                timed_out: false,
+            };
+        }
+    };
+    let start = Instant::now();
+    let (code, timed_out) = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break (status.code(), false),
+            Ok(None) if start.elapsed() > timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break (None, true);
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(_) => break (None, false),
+        }
+    };
+    let mut output = String::new();
+    if let Some(mut f) = out_file {
+        use std::io::Seek;
+        let _ = f.rewind();
+        let _ = f.read_to_string(&mut output);
+    }
+    RunResult {
+        command: shown,
+        exit_code: code,
+        output,
+        timed_out,
+    }
+}
+
+/// An anonymous file for a command's output (a pipe could fill up while we wait).
+fn tempfile_for_output() -> Option<File> {
+    let name = CString::new("cloonix-run").ok()?;
+    // SAFETY: memfd_create with a valid name; the fd is owned by the File.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    (fd >= 0).then(|| unsafe { File::from_raw_fd(fd) })
+}
+
+/// When a process started, in clock ticks since boot (field 22 of /proc/PID/stat).
+pub fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    after.split_whitespace().nth(19)?.parse().ok()
+}

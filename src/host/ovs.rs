@@ -1,0 +1,370 @@
+//! A lab's own Open vSwitch: ovsdb-server and ovs-vswitchd started in its switch namespace
+//! with their files under the lab's directory (never the host's default database or
+//! daemons), and a small OVSDB client (RFC 7047 JSON-RPC over the unix socket).
+//! Every row cloonix writes carries `external_ids` `cloonix-lab` and `cloonix-owner`.
+
+use super::{HostError, LabDirs, Result, io, run};
+use crate::graph::names::{LABEL_LAB, LABEL_OWNER};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::io::{BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
+
+pub fn socket(dirs: &LabDirs) -> PathBuf {
+    dirs.ovs().join("db.sock")
+}
+
+fn ovs_command(program: &str, dirs: &LabDirs, ns: &str) -> Command {
+    let d = dirs.ovs();
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns, program])
+        .env("OVS_RUNDIR", &d)
+        .env("OVS_DBDIR", &d)
+        .env("OVS_LOGDIR", &d)
+        .env("OVS_SYSCONFDIR", &d);
+    cmd
+}
+
+/// Starts both daemons in `ns` unless they run already, and waits for the database.
+pub fn start(dirs: &LabDirs, ns: &str) -> Result<()> {
+    if running(dirs) {
+        return Ok(());
+    }
+    let d = dirs.ovs();
+    std::fs::create_dir_all(&d).map_err(io("create the OVS directory"))?;
+    let db = d.join("conf.db");
+    let fresh = !db.exists();
+    if fresh {
+        if !Path::new(SCHEMA).exists() {
+            return Err(HostError::Missing {
+                program: "ovsdb-server".into(),
+                package: "openvswitch-switch",
+            });
+        }
+        run(
+            Command::new("ovsdb-tool")
+                .arg("create")
+                .arg(&db)
+                .arg(SCHEMA),
+            "create the OVS database",
+        )?;
+    }
+    let s = |p: &str| d.join(p).display().to_string();
+    run(
+        ovs_command("ovsdb-server", dirs, ns).args([
+            &s("conf.db"),
+            &format!("--remote=punix:{}", s("db.sock")),
+            &format!("--pidfile={}", s("ovsdb-server.pid")),
+            &format!("--unixctl={}", s("ovsdb-server.ctl")),
+            &format!("--log-file={}", s("ovsdb-server.log")),
+            "--detach",
+            "--no-chdir",
+        ]),
+        "start ovsdb-server",
+    )?;
+    wait_for(&socket(dirs))?;
+    if fresh {
+        // ovs-vswitchd expects the one root row that `ovs-vsctl init` would make.
+        Ovsdb::connect(dirs)?.transact(vec![json!({
+            "op": "insert", "table": "Open_vSwitch", "row": {}
+        })])?;
+    }
+    run(
+        ovs_command("ovs-vswitchd", dirs, ns).args([
+            &format!("unix:{}", s("db.sock")),
+            &format!("--pidfile={}", s("ovs-vswitchd.pid")),
+            &format!("--unixctl={}", s("ovs-vswitchd.ctl")),
+            &format!("--log-file={}", s("ovs-vswitchd.log")),
+            "--detach",
+            "--no-chdir",
+        ]),
+        "start ovs-vswitchd",
+    )?;
+    Ok(())
+}
+
+fn wait_for(path: &Path) -> Result<()> {
+    let start = Instant::now();
+    while UnixStream::connect(path).is_err() {
+        if start.elapsed() > Duration::from_secs(10) {
+            return Err(HostError::Ovsdb(format!(
+                "{} did not come up",
+                path.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+fn pid_of(dirs: &LabDirs, daemon: &str) -> Option<i32> {
+    let text = std::fs::read_to_string(dirs.ovs().join(format!("{daemon}.pid"))).ok()?;
+    let pid: i32 = text.trim().parse().ok()?;
+    // SAFETY: signal 0 only checks that the process exists.
+    (unsafe { libc::kill(pid, 0) } == 0).then_some(pid)
+}
+
+pub fn running(dirs: &LabDirs) -> bool {
+    pid_of(dirs, "ovsdb-server").is_some() && pid_of(dirs, "ovs-vswitchd").is_some()
+}
+
+/// Stops both daemons (a daemon that is gone is fine) and waits for them to exit.
+pub fn stop(dirs: &LabDirs) -> Result<()> {
+    for daemon in ["ovs-vswitchd", "ovsdb-server"] {
+        if let Some(pid) = pid_of(dirs, daemon) {
+            // SAFETY: a pid read from our own pidfile, checked alive just now.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            let start = Instant::now();
+            while unsafe { libc::kill(pid, 0) } == 0 {
+                if start.elapsed() > Duration::from_secs(5) {
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `external_ids` that mark a row as this lab's, owned by `owner` (a resource id).
+pub fn labels(owner: &str) -> Value {
+    json!([
+        "map",
+        [[LABEL_LAB, lab_of_owner(owner)], [LABEL_OWNER, owner]]
+    ])
+}
+
+fn lab_of_owner(owner: &str) -> &str {
+    owner.split('/').nth(1).unwrap_or_default()
+}
+
+/// A connection to a lab's database.
+pub struct Ovsdb {
+    stream: UnixStream,
+    reader: serde_json::StreamDeserializer<
+        'static,
+        serde_json::de::IoRead<BufReader<UnixStream>>,
+        Value,
+    >,
+    next_id: u64,
+}
+
+impl Ovsdb {
+    pub fn connect(dirs: &LabDirs) -> Result<Ovsdb> {
+        let stream = UnixStream::connect(socket(dirs)).map_err(io("connect to the lab's OVSDB"))?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .map_err(io("OVSDB socket"))?;
+        let reader = serde_json::Deserializer::from_reader(BufReader::new(
+            stream.try_clone().map_err(io("OVSDB socket"))?,
+        ))
+        .into_iter();
+        Ok(Ovsdb {
+            stream,
+            reader,
+            next_id: 1,
+        })
+    }
+
+    /// Runs `ops` as one transaction; the result of each operation, or the first error.
+    pub fn transact(&mut self, ops: Vec<Value>) -> Result<Vec<Value>> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut params = vec![json!("Open_vSwitch")];
+        params.extend(ops);
+        let request = json!({"method": "transact", "params": params, "id": id});
+        self.stream
+            .write_all(request.to_string().as_bytes())
+            .map_err(io("write to OVSDB"))?;
+        loop {
+            let msg = self
+                .reader
+                .next()
+                .ok_or_else(|| HostError::Ovsdb("connection closed".into()))?
+                .map_err(|e| HostError::Ovsdb(e.to_string()))?;
+            if msg["method"] == "echo" {
+                let reply = json!({"result": msg["params"], "error": null, "id": msg["id"]});
+                let _ = self.stream.write_all(reply.to_string().as_bytes());
+                continue;
+            }
+            if msg["id"] != json!(id) {
+                continue;
+            }
+            if !msg["error"].is_null() {
+                return Err(HostError::Ovsdb(msg["error"].to_string()));
+            }
+            let results = msg["result"].as_array().cloned().unwrap_or_default();
+            if let Some(err) = results.iter().find(|r| !r["error"].is_null()) {
+                return Err(HostError::Ovsdb(format!(
+                    "{} {}",
+                    err["error"], err["details"]
+                )));
+            }
+            return Ok(results);
+        }
+    }
+}
+
+/// A bridge as the database holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BridgeRow {
+    pub owner: Option<String>,
+    pub mtu: Option<u32>,
+    /// Its ports other than its own internal one, by name, with their owners.
+    pub ports: BTreeMap<String, Option<String>>,
+}
+
+/// Every bridge of the lab's database with its ports, in one transaction.
+pub fn dump(db: &mut Ovsdb) -> Result<BTreeMap<String, BridgeRow>> {
+    let res = db.transact(vec![
+        json!({"op": "select", "table": "Bridge", "where": [], "columns": ["name", "ports", "external_ids"]}),
+        json!({"op": "select", "table": "Port", "where": [], "columns": ["_uuid", "name", "external_ids"]}),
+        json!({"op": "select", "table": "Interface", "where": [], "columns": ["name", "mtu_request"]}),
+    ])?;
+    let rows = |i: usize| res[i]["rows"].as_array().cloned().unwrap_or_default();
+    let mut ports = BTreeMap::new();
+    for p in rows(1) {
+        let uuid = p["_uuid"][1].as_str().unwrap_or_default().to_string();
+        ports.insert(
+            uuid,
+            (
+                p["name"].as_str().unwrap_or_default().to_string(),
+                owner(&p["external_ids"]),
+            ),
+        );
+    }
+    let mtus: BTreeMap<String, u32> = rows(2)
+        .iter()
+        .filter_map(|i| {
+            Some((
+                i["name"].as_str()?.to_string(),
+                i["mtu_request"].as_u64()? as u32,
+            ))
+        })
+        .collect();
+    let mut out = BTreeMap::new();
+    for b in rows(0) {
+        let name = b["name"].as_str().unwrap_or_default().to_string();
+        let mut members = BTreeMap::new();
+        for uuid in set_members(&b["ports"]) {
+            if let Some((pname, powner)) = ports.get(&uuid)
+                && *pname != name
+            {
+                members.insert(pname.clone(), powner.clone());
+            }
+        }
+        let row = BridgeRow {
+            owner: owner(&b["external_ids"]),
+            mtu: mtus.get(&name).copied(),
+            ports: members,
+        };
+        out.insert(name, row);
+    }
+    Ok(out)
+}
+
+/// The uuids of an OVSDB set (or of a single uuid).
+fn set_members(v: &Value) -> Vec<String> {
+    match v[0].as_str() {
+        Some("uuid") => vec![v[1].as_str().unwrap_or_default().to_string()],
+        Some("set") => v[1]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|u| u[1].as_str().map(String::from))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn owner(ids: &Value) -> Option<String> {
+    ids[1].as_array()?.iter().find_map(|kv| {
+        (kv[0] == LABEL_OWNER)
+            .then(|| kv[1].as_str().map(String::from))
+            .flatten()
+    })
+}
+
+pub fn add_bridge(db: &mut Ovsdb, name: &str, mtu: u32, owner: &str) -> Result<()> {
+    if dump(db)?.contains_key(name) {
+        return set_bridge_mtu(db, name, mtu);
+    }
+    db.transact(vec![
+        json!({"op": "insert", "table": "Interface", "uuid-name": "iface",
+               "row": {"name": name, "type": "internal", "mtu_request": mtu, "external_ids": labels(owner)}}),
+        json!({"op": "insert", "table": "Port", "uuid-name": "port",
+               "row": {"name": name, "interfaces": ["named-uuid", "iface"], "external_ids": labels(owner)}}),
+        json!({"op": "insert", "table": "Bridge", "uuid-name": "br",
+               "row": {"name": name, "ports": ["named-uuid", "port"], "datapath_type": "netdev",
+                       "external_ids": labels(owner)}}),
+        json!({"op": "mutate", "table": "Open_vSwitch", "where": [],
+               "mutations": [["bridges", "insert", ["set", [["named-uuid", "br"]]]]]}),
+    ])?;
+    Ok(())
+}
+
+pub fn set_bridge_mtu(db: &mut Ovsdb, name: &str, mtu: u32) -> Result<()> {
+    db.transact(vec![
+        json!({"op": "update", "table": "Interface", "where": [["name", "==", name]],
+                            "row": {"mtu_request": mtu}}),
+    ])?;
+    Ok(())
+}
+
+fn uuid_of(db: &mut Ovsdb, table: &str, name: &str) -> Result<Option<Value>> {
+    let res = db.transact(vec![json!({"op": "select", "table": table,
+                                      "where": [["name", "==", name]], "columns": ["_uuid"]})])?;
+    Ok(res[0]["rows"]
+        .as_array()
+        .and_then(|r| r.first())
+        .map(|r| r["_uuid"].clone()))
+}
+
+pub fn del_bridge(db: &mut Ovsdb, name: &str) -> Result<()> {
+    let Some(uuid) = uuid_of(db, "Bridge", name)? else {
+        return Ok(());
+    };
+    db.transact(vec![
+        json!({"op": "mutate", "table": "Open_vSwitch", "where": [],
+                            "mutations": [["bridges", "delete", ["set", [uuid]]]]}),
+    ])?;
+    Ok(())
+}
+
+/// Attaches interface `ifname` (in the switch namespace) to `bridge`, or moves it there.
+pub fn add_port(db: &mut Ovsdb, bridge: &str, ifname: &str, owner: &str) -> Result<()> {
+    if let Some(uuid) = uuid_of(db, "Port", ifname)? {
+        db.transact(vec![
+            json!({"op": "mutate", "table": "Bridge", "where": [["ports", "includes", uuid]],
+                   "mutations": [["ports", "delete", ["set", [uuid]]]]}),
+            json!({"op": "mutate", "table": "Bridge", "where": [["name", "==", bridge]],
+                   "mutations": [["ports", "insert", ["set", [uuid]]]]}),
+        ])?;
+        return Ok(());
+    }
+    db.transact(vec![
+        json!({"op": "insert", "table": "Interface", "uuid-name": "iface",
+               "row": {"name": ifname, "external_ids": labels(owner)}}),
+        json!({"op": "insert", "table": "Port", "uuid-name": "port",
+               "row": {"name": ifname, "interfaces": ["named-uuid", "iface"], "external_ids": labels(owner)}}),
+        json!({"op": "mutate", "table": "Bridge", "where": [["name", "==", bridge]],
+               "mutations": [["ports", "insert", ["set", [["named-uuid", "port"]]]]]}),
+    ])?;
+    Ok(())
+}
+
+pub fn del_port(db: &mut Ovsdb, ifname: &str) -> Result<()> {
+    let Some(uuid) = uuid_of(db, "Port", ifname)? else {
+        return Ok(());
+    };
+    db.transact(vec![
+        json!({"op": "mutate", "table": "Bridge", "where": [["ports", "includes", uuid]],
+                            "mutations": [["ports", "delete", ["set", [uuid]]]]}),
+    ])?;
+    Ok(())
+}
