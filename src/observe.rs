@@ -61,6 +61,9 @@ impl Facts {
         // The namespaces whose links matter, each dumped once, in parallel.
         let mut wanted: BTreeSet<Option<String>> = BTreeSet::new();
         for r in records {
+            if let Spec::Port(_) = &r.resource.spec {
+                wanted.insert(Some(switch_ns(&cx.lab)));
+            }
             if let Spec::Veth(v) = &r.resource.spec {
                 wanted.insert(Some(switch_ns(&cx.lab)));
                 wanted.insert(match &v.ns {
@@ -143,12 +146,15 @@ impl Facts {
                     .bridges
                     .iter()
                     .find(|(_, b)| b.ports.contains_key(&p.ifname));
+                // A port whose device vanished is no port: the datapath does not take a
+                // new device of the same name back by itself.
+                let device = self.link(Some(switch_ns(&cx.lab)), &p.ifname).is_some();
                 match on {
-                    Some((bridge, _)) => {
+                    Some((bridge, _)) if device => {
                         p.lan = bridge.clone();
                         true
                     }
-                    None => false,
+                    _ => false,
                 }
             }
             Spec::Rootfs(_) => self.mounts.contains(&cx.paths(&name).merged()),

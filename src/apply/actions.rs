@@ -98,9 +98,14 @@ pub fn perform(step: &Step, cx: &Context) -> Result<()> {
             link::delete(&outer)?;
             link::delete(&inner)
         }
-        (Spec::Port(p), Op::Create | Op::Update) => {
-            ovs::add_port(&mut cx.db()?, &p.lan, &p.ifname, &owner)
+        (Spec::Port(p), Op::Create) => {
+            // A row left from before (its device gone and made anew) is made anew too, so
+            // that the datapath opens the new device.
+            let mut db = cx.db()?;
+            ovs::del_port(&mut db, &p.ifname)?;
+            ovs::add_port(&mut db, &p.lan, &p.ifname, &owner)
         }
+        (Spec::Port(p), Op::Update) => ovs::add_port(&mut cx.db()?, &p.lan, &p.ifname, &owner),
         (Spec::Port(p), Op::Destroy) => match cx.db() {
             Ok(mut db) => ovs::del_port(&mut db, &p.ifname),
             // No database, no port.

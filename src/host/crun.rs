@@ -249,9 +249,15 @@ const DEFAULT_CAPS: [&str; 16] = [
     "CAP_SYS_PTRACE",
 ];
 
+/// Every capability cloonix itself may hand on (its bounding set): a container cannot be
+/// given more, and asking for it makes crun fail.
 fn all_caps() -> Vec<String> {
-    let text = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap").unwrap_or_default();
-    let last: u32 = text.trim().parse().unwrap_or(40);
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let bounding = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .unwrap_or(0);
     const NAMES: [&str; 41] = [
         "CHOWN",
         "DAC_OVERRIDE",
@@ -297,8 +303,9 @@ fn all_caps() -> Vec<String> {
     ];
     NAMES
         .iter()
-        .take(last as usize + 1)
-        .map(|n| format!("CAP_{n}"))
+        .enumerate()
+        .filter(|(bit, _)| bounding & (1 << bit) != 0)
+        .map(|(_, n)| format!("CAP_{n}"))
         .collect()
 }
 

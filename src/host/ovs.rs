@@ -210,6 +210,38 @@ impl Ovsdb {
     }
 }
 
+/// Runs `ops` and waits until ovs-vswitchd has applied them to the datapath (as
+/// `ovs-vsctl` does: bump `next_cfg`, wait for `cur_cfg` to reach it), so that when a step
+/// is done, traffic flows.
+pub fn transact_applied(db: &mut Ovsdb, mut ops: Vec<Value>) -> Result<()> {
+    ops.push(json!({"op": "mutate", "table": "Open_vSwitch", "where": [],
+                    "mutations": [["next_cfg", "+=", 1]]}));
+    ops.push(
+        json!({"op": "select", "table": "Open_vSwitch", "where": [], "columns": ["next_cfg"]}),
+    );
+    let res = db.transact(ops)?;
+    let target = res
+        .last()
+        .and_then(|r| r["rows"][0]["next_cfg"].as_i64())
+        .unwrap_or(0);
+    let start = Instant::now();
+    loop {
+        let res = db.transact(vec![
+            json!({"op": "select", "table": "Open_vSwitch", "where": [],
+                                          "columns": ["cur_cfg"]}),
+        ])?;
+        if res[0]["rows"][0]["cur_cfg"].as_i64().unwrap_or(0) >= target {
+            return Ok(());
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            return Err(HostError::Ovsdb(
+                "ovs-vswitchd did not apply the change within 30 s".into(),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// A bridge as the database holds it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BridgeRow {
@@ -294,17 +326,20 @@ pub fn add_bridge(db: &mut Ovsdb, name: &str, mtu: u32, owner: &str) -> Result<(
     if dump(db)?.contains_key(name) {
         return set_bridge_mtu(db, name, mtu);
     }
-    db.transact(vec![
-        json!({"op": "insert", "table": "Interface", "uuid-name": "iface",
+    transact_applied(
+        db,
+        vec![
+            json!({"op": "insert", "table": "Interface", "uuid-name": "iface",
                "row": {"name": name, "type": "internal", "mtu_request": mtu, "external_ids": labels(owner)}}),
-        json!({"op": "insert", "table": "Port", "uuid-name": "port",
+            json!({"op": "insert", "table": "Port", "uuid-name": "port",
                "row": {"name": name, "interfaces": ["named-uuid", "iface"], "external_ids": labels(owner)}}),
-        json!({"op": "insert", "table": "Bridge", "uuid-name": "br",
+            json!({"op": "insert", "table": "Bridge", "uuid-name": "br",
                "row": {"name": name, "ports": ["named-uuid", "port"], "datapath_type": "netdev",
                        "external_ids": labels(owner)}}),
-        json!({"op": "mutate", "table": "Open_vSwitch", "where": [],
+            json!({"op": "mutate", "table": "Open_vSwitch", "where": [],
                "mutations": [["bridges", "insert", ["set", [["named-uuid", "br"]]]]]}),
-    ])?;
+        ],
+    )?;
     Ok(())
 }
 
@@ -339,22 +374,28 @@ pub fn del_bridge(db: &mut Ovsdb, name: &str) -> Result<()> {
 /// Attaches interface `ifname` (in the switch namespace) to `bridge`, or moves it there.
 pub fn add_port(db: &mut Ovsdb, bridge: &str, ifname: &str, owner: &str) -> Result<()> {
     if let Some(uuid) = uuid_of(db, "Port", ifname)? {
-        db.transact(vec![
-            json!({"op": "mutate", "table": "Bridge", "where": [["ports", "includes", uuid]],
+        transact_applied(
+            db,
+            vec![
+                json!({"op": "mutate", "table": "Bridge", "where": [["ports", "includes", uuid]],
                    "mutations": [["ports", "delete", ["set", [uuid]]]]}),
-            json!({"op": "mutate", "table": "Bridge", "where": [["name", "==", bridge]],
+                json!({"op": "mutate", "table": "Bridge", "where": [["name", "==", bridge]],
                    "mutations": [["ports", "insert", ["set", [uuid]]]]}),
-        ])?;
+            ],
+        )?;
         return Ok(());
     }
-    db.transact(vec![
-        json!({"op": "insert", "table": "Interface", "uuid-name": "iface",
+    transact_applied(
+        db,
+        vec![
+            json!({"op": "insert", "table": "Interface", "uuid-name": "iface",
                "row": {"name": ifname, "external_ids": labels(owner)}}),
-        json!({"op": "insert", "table": "Port", "uuid-name": "port",
+            json!({"op": "insert", "table": "Port", "uuid-name": "port",
                "row": {"name": ifname, "interfaces": ["named-uuid", "iface"], "external_ids": labels(owner)}}),
-        json!({"op": "mutate", "table": "Bridge", "where": [["name", "==", bridge]],
+            json!({"op": "mutate", "table": "Bridge", "where": [["name", "==", bridge]],
                "mutations": [["ports", "insert", ["set", [["named-uuid", "port"]]]]]}),
-    ])?;
+        ],
+    )?;
     Ok(())
 }
 
@@ -362,9 +403,13 @@ pub fn del_port(db: &mut Ovsdb, ifname: &str) -> Result<()> {
     let Some(uuid) = uuid_of(db, "Port", ifname)? else {
         return Ok(());
     };
-    db.transact(vec![
-        json!({"op": "mutate", "table": "Bridge", "where": [["ports", "includes", uuid]],
-                            "mutations": [["ports", "delete", ["set", [uuid]]]]}),
-    ])?;
-    Ok(())
+    // Applied before returning: a port removed and added again at once would be merged by
+    // ovs-vswitchd into no change, keeping a stale handle on a device made anew.
+    transact_applied(
+        db,
+        vec![
+            json!({"op": "mutate", "table": "Bridge", "where": [["ports", "includes", uuid]],
+                    "mutations": [["ports", "delete", ["set", [uuid]]]]}),
+        ],
+    )
 }

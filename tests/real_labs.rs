@@ -1,0 +1,339 @@
+//! Labs on the real host: Open vSwitch, namespaces, veths and crun, no mocks. Each test has
+//! its own lab name and a guard that destroys the lab even when the test fails. They need
+//! root (CI runs as root); without it they say so and pass.
+
+use cloonix::apply::Context;
+use cloonix::host::crun;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let is_root = unsafe { libc::geteuid() } == 0;
+    if !is_root {
+        eprintln!("skipped: needs root");
+    }
+    is_root
+}
+
+struct Lab {
+    name: String,
+    dir: PathBuf,
+}
+
+impl Lab {
+    fn new(name: &str) -> Lab {
+        let dir = std::env::temp_dir().join(format!("cloonix-test-{name}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let lab = Lab {
+            name: name.to_string(),
+            dir,
+        };
+        lab.cloonix(&["destroy", name]);
+        lab
+    }
+
+    fn file(&self, yaml: &str) -> String {
+        let path = self.dir.join("lab.yaml");
+        std::fs::write(&path, format!("name: {}\n{yaml}", self.name)).unwrap();
+        path.display().to_string()
+    }
+
+    fn cloonix(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_cloonix"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Applies `yaml`, asserting success.
+    fn apply(&self, yaml: &str) -> String {
+        let file = self.file(yaml);
+        let out = self.cloonix(&["apply", &file]);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "apply failed:\n{text}");
+        text
+    }
+
+    fn diff_code(&self, yaml: &str) -> i32 {
+        let file = self.file(yaml);
+        self.cloonix(&["diff", &file]).status.code().unwrap()
+    }
+
+    fn exec(&self, node: &str, cmd: &str) -> (i32, String) {
+        let out = self.cloonix(&["exec", &self.name, node, "--", "sh", "-c", cmd]);
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
+    fn ping(&self, from: &str, to: &str) -> bool {
+        self.exec(from, &format!("ping -c 1 -W 2 {to}")).0 == 0
+    }
+
+    /// Up to three pings: after a failed one, the kernel takes a moment to resolve the
+    /// neighbour again.
+    fn ping_again(&self, from: &str, to: &str) -> bool {
+        self.exec(from, &format!("ping -c 3 -W 2 {to}")).0 == 0
+    }
+
+    /// A TCP round trip through the lab: busybox nc serving a page, fetched with nc.
+    fn tcp(&self, from: &str, to: &str) -> bool {
+        let (_, out) = self.exec(
+            from,
+            &format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {to} 80"),
+        );
+        out.contains("hello")
+    }
+
+    /// The start time of the container's pid 1: unchanged means never restarted.
+    fn init_start(&self, node: &str) -> u64 {
+        let cx = Context::new(&self.name);
+        let pid = crun::pid(&cx.dirs.crun_root(), &cx.container_id(node)).expect("container runs");
+        crun::start_time(pid).unwrap()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let out = self.cloonix(&["destroy", &self.name]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if !std::thread::panicking() {
+            assert!(
+                out.status.success(),
+                "destroy failed: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+    }
+}
+
+/// Everything a lab may leave on the host.
+fn leftovers(lab: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let prefix = format!("cloonix_{lab}");
+    for ns in cloonix::host::netns::list(&prefix) {
+        if ns == prefix || ns.starts_with(&format!("{prefix}_")) {
+            out.push(format!("namespace {ns}"));
+        }
+    }
+    let dir = format!("/run/cloonix/{lab}");
+    if std::path::Path::new(&dir).exists() {
+        out.push(dir.clone());
+    }
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    out.extend(
+        mounts
+            .lines()
+            .filter(|l| l.contains(&format!("{dir}/")))
+            .map(String::from),
+    );
+    let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    out.extend(
+        ps.lines()
+            .filter(|l| l.contains(&format!("{dir}/")))
+            .map(String::from),
+    );
+    out
+}
+
+const WEB: &str = "    files:\n      /www/index.html: {content: \"hello\\n\"}\n    run: [\"httpd -p 80 -h /www\"]\n";
+
+fn ring(n: usize, extra: &str) -> String {
+    let mut y = String::from("lans: [");
+    y.push_str(
+        &(1..=n)
+            .map(|i| format!("l{i}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    y.push_str(&format!("{extra}]\nendpoints:\n"));
+    for i in 1..=n {
+        let prev = if i == 1 { n } else { i - 1 };
+        y.push_str(&format!(
+            "  r{i}:\n    kind: cnt\n    eth:\n      - {{name: left, lan: l{prev}, ip: 10.{prev}.0.{i}/24}}\n      - {{name: right, lan: l{i}, ip: 10.{i}.0.{i}/24}}\n{WEB}"
+        ));
+    }
+    y
+}
+
+#[test]
+fn a_ring_of_five_pings_and_carries_tcp_and_reapplies_to_nothing() {
+    if !root() {
+        return;
+    }
+    let lab = Lab::new("t-ring");
+    let yaml = ring(5, "");
+    lab.apply(&yaml);
+    for i in 1..=5usize {
+        let next = i % 5 + 1;
+        assert!(
+            lab.ping(&format!("r{i}"), &format!("10.{i}.0.{next}")),
+            "r{i} → r{next}"
+        );
+        assert!(
+            lab.ping(&format!("r{next}"), &format!("10.{i}.0.{i}")),
+            "r{next} → r{i}"
+        );
+    }
+    assert!(lab.tcp("r2", "10.1.0.1"), "TCP r2 → r1");
+    let again = lab.apply(&yaml);
+    assert!(again.contains("No changes."), "{again}");
+    assert_eq!(lab.diff_code(&yaml), 0);
+}
+
+#[test]
+fn live_edits_keep_every_container_running() {
+    if !root() {
+        return;
+    }
+    let lab = Lab::new("t-live");
+    let yaml = ring(3, "");
+    lab.apply(&yaml);
+    let before: Vec<u64> = (1..=3).map(|i| lab.init_start(&format!("r{i}"))).collect();
+    assert!(lab.ping("r1", "10.1.0.2"));
+
+    // r1 loses its right eth (on l1, towards r2); r4 and lan l9 appear; r3 gains an eth on l9.
+    let edited = yaml
+        .replace("      - {name: right, lan: l1, ip: 10.1.0.1/24}\n", "")
+        .replace("lans: [l1, l2, l3]", "lans: [l1, l2, l3, l9]")
+        .replace(
+            "      - {name: right, lan: l3, ip: 10.3.0.3/24}\n",
+            "      - {name: right, lan: l3, ip: 10.3.0.3/24}\n      - {name: extra, lan: l9, ip: 10.9.0.3/24}\n",
+        )
+        + "  r4:\n    kind: cnt\n    eth: [{lan: l9, ip: 10.9.0.4/24}]\n";
+    let out = lab.apply(&edited);
+    assert!(
+        out.contains("Plan: 4 to create, 0 to update, 0 to replace, 1 to destroy."),
+        "{out}"
+    );
+    let after: Vec<u64> = (1..=3).map(|i| lab.init_start(&format!("r{i}"))).collect();
+    assert_eq!(before, after, "a container was restarted");
+    assert!(lab.ping("r4", "10.9.0.3"), "the new link carries traffic");
+    assert!(lab.tcp("r4", "10.9.0.3"), "TCP over the new link");
+    assert!(
+        !lab.ping("r2", "10.1.0.1"),
+        "the removed interface still answers"
+    );
+    assert_eq!(lab.diff_code(&edited), 0);
+}
+
+#[test]
+fn drift_shows_in_diff_and_apply_repairs_it() {
+    if !root() {
+        return;
+    }
+    let lab = Lab::new("t-drift");
+    let yaml = "lans: [l1]\nendpoints:\n  a:\n    kind: cnt\n    eth: [{lan: l1, ip: 10.0.0.1/24}]\n    run: [\"ip addr add 10.0.0.100/24 dev eth0\"]\n  b:\n    kind: cnt\n    eth: [{lan: l1, ip: 10.0.0.2/24}]\n";
+    lab.apply(yaml);
+    assert_eq!(
+        lab.diff_code(yaml),
+        0,
+        "an address added by `run` is not drift"
+    );
+    let start = lab.init_start("b");
+    let del = Command::new("ip")
+        .args(["-n", "cloonix_t-drift_b", "link", "del", "eth0"])
+        .status()
+        .unwrap();
+    assert!(del.success());
+    assert!(!lab.ping("a", "10.0.0.2"));
+    assert_eq!(lab.diff_code(yaml), 2, "a deleted interface is drift");
+    lab.apply(yaml);
+    assert_eq!(lab.diff_code(yaml), 0);
+    assert!(lab.ping_again("a", "10.0.0.2"), "traffic flows again");
+    assert_eq!(
+        lab.init_start("b"),
+        start,
+        "the repair restarted the container"
+    );
+}
+
+#[test]
+fn destroy_leaves_nothing_and_labs_do_not_see_each_other() {
+    if !root() {
+        return;
+    }
+    let yaml = "lans: [l1]\nendpoints:\n  a: {kind: cnt, eth: [{lan: l1, ip: 10.0.0.1/24}]}\n  b: {kind: cnt, eth: [{lan: l1, ip: 10.0.0.2/24}]}\n";
+    let one = Lab::new("t-iso");
+    let two = Lab::new("t-iso-2");
+    one.apply(yaml);
+    two.apply(&yaml.replace("10.0.0.2", "10.0.0.3"));
+    assert!(one.ping("a", "10.0.0.2"));
+    assert!(!one.ping("a", "10.0.0.3"), "lab t-iso reaches lab t-iso-2");
+    assert!(!two.ping("a", "10.0.0.2"), "lab t-iso-2 reaches lab t-iso");
+    let out = one.cloonix(&["destroy", "t-iso"]);
+    assert!(out.status.success());
+    assert_eq!(leftovers("t-iso"), Vec::<String>::new());
+    assert!(
+        two.ping("a", "10.0.0.3"),
+        "destroying t-iso touched t-iso-2"
+    );
+}
+
+#[test]
+fn an_apply_killed_midway_is_completed_and_cleaned() {
+    if !root() {
+        return;
+    }
+    let lab = Lab::new("t-kill");
+    let yaml = ring(6, "");
+    let file = lab.file(&yaml);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cloonix"))
+        .args(["apply", &file])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let _ = child.kill();
+    let _ = child.wait();
+    lab.apply(&yaml);
+    assert_eq!(lab.diff_code(&yaml), 0);
+    assert!(lab.ping("r1", "10.1.0.2"));
+    let out = lab.cloonix(&["destroy", "t-kill"]);
+    assert!(out.status.success());
+    assert_eq!(leftovers("t-kill"), Vec::<String>::new());
+}
+
+#[test]
+fn bad_input_and_host_items_touch_nothing() {
+    if !root() {
+        return;
+    }
+    let lab = Lab::new("t-refuse");
+    let bad = lab.file("lans: [l1]\nendpoints:\n  a: {kind: cnt, eth: [{lan: l2}]}\n");
+    let out = lab.cloonix(&["apply", &bad]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(":4:30: error: undefined lan `l2`"));
+    assert_eq!(leftovers("t-refuse"), Vec::<String>::new());
+
+    let yaml = "lans: [l1]\nendpoints:\n  a: {kind: cnt, privileged: true, eth: [{lan: l1, ip: 10.0.0.1/24}]}\n";
+    let file = lab.file(yaml);
+    let out = lab.cloonix(&["apply", &file]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a privileged container"));
+    assert_eq!(leftovers("t-refuse"), Vec::<String>::new());
+    let out = lab.cloonix(&["apply", "--allow-host", &file]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        lab.exec(
+            "a",
+            "mkdir -p /mnt/t && mount -t tmpfs none /mnt/t && echo ok"
+        )
+        .1
+        .trim(),
+        "ok"
+    );
+}
