@@ -11,6 +11,9 @@ use std::time::Duration;
 pub struct Context {
     pub lab: String,
     pub dirs: LabDirs,
+    /// The whole lab is going: its OVS database goes with its daemons, so ports and
+    /// bridges need not be taken out of it one by one.
+    pub tearing_down: bool,
 }
 
 impl Context {
@@ -18,6 +21,7 @@ impl Context {
         Context {
             lab: lab.to_string(),
             dirs: LabDirs::new(lab),
+            tearing_down: false,
         }
     }
 
@@ -75,6 +79,12 @@ pub fn perform(step: &Step, cx: &Context) -> Result<()> {
         }
         (Spec::Bridge { mtu, .. }, Op::Update) => {
             ovs::set_bridge_mtu(&mut cx.db()?, &r.id.name, *mtu)
+        }
+        // Going with the namespaces and the OVS daemons anyway.
+        (Spec::Bridge { .. } | Spec::Port(_) | Spec::Veth(_) | Spec::File(_), Op::Destroy)
+            if cx.tearing_down =>
+        {
+            Ok(())
         }
         (Spec::Bridge { .. }, Op::Destroy) => ovs::del_bridge(&mut cx.db()?, &r.id.name),
         (Spec::EndpointNs { .. }, Op::Create | Op::Update) => {
@@ -173,6 +183,25 @@ pub fn perform(step: &Step, cx: &Context) -> Result<()> {
         }
         _ => Err(unsupported(r)),
     }
+}
+
+/// Whether a step is one that [`create_ports`] does for a whole wave at once.
+pub fn is_port_create(step: &Step) -> bool {
+    step.op == Op::Create && matches!(step.resource.spec, Spec::Port(_))
+}
+
+/// Creates the ports of several steps in one OVSDB transaction.
+pub fn create_ports(steps: &[&Step], cx: &Context) -> Result<()> {
+    let owners: Vec<String> = steps.iter().map(|s| s.id.to_string()).collect();
+    let ports: Vec<(&str, &str, &str)> = steps
+        .iter()
+        .zip(&owners)
+        .filter_map(|(s, owner)| match &s.resource.spec {
+            Spec::Port(p) => Some((p.lan.as_str(), p.ifname.as_str(), owner.as_str())),
+            _ => None,
+        })
+        .collect();
+    ovs::add_new_ports(&mut cx.db()?, &ports)
 }
 
 pub fn describe_failure(r: &crun::RunResult) -> String {

@@ -47,45 +47,61 @@ pub fn execute(
 ) -> Report {
     let failures = Mutex::new(Vec::new());
     let done = AtomicUsize::new(0);
+    let finish = |step: &crate::plan::Step, result: Result<(), HostError>| {
+        let result = match result.and_then(|()| record(step.op, step, desired, cx)) {
+            // The container exists: record it, so that a later apply does not start it
+            // again, and report the failed command.
+            Err(HostError::RunFailed(msg)) => {
+                record(step.op, step, desired, cx).and(Err(HostError::RunFailed(msg)))
+            }
+            other => other,
+        };
+        let verb = match step.op {
+            Op::Create => "created",
+            Op::Update => "updated",
+            Op::Destroy => "destroyed",
+        };
+        match result {
+            Ok(()) => {
+                done.fetch_add(1, Ordering::Relaxed);
+                progress(&format!("{verb} {}", step.id));
+            }
+            Err(e) => {
+                progress(&format!("FAILED {} {}: {e}", step.op_name(), step.id));
+                failures
+                    .lock()
+                    .expect("no panics while held")
+                    .push(Failure {
+                        resource: step.id.clone(),
+                        error: e.to_string(),
+                    });
+            }
+        }
+    };
     for wave in &plan.waves {
+        // A wave's new ports go to OVS in one transaction; the rest run in parallel.
+        let (ports, rest): (Vec<usize>, Vec<usize>) = wave
+            .iter()
+            .partition(|&&s| actions::is_port_create(&plan.steps[s]));
+        if !ports.is_empty() {
+            let steps: Vec<&crate::plan::Step> = ports.iter().map(|&s| &plan.steps[s]).collect();
+            match actions::create_ports(&steps, cx) {
+                Ok(()) => steps.iter().for_each(|s| finish(s, Ok(()))),
+                Err(e) => {
+                    let msg = e.to_string();
+                    steps
+                        .iter()
+                        .for_each(|s| finish(s, Err(HostError::Other(msg.clone()))));
+                }
+            }
+        }
         let next = AtomicUsize::new(0);
         std::thread::scope(|scope| {
-            for _ in 0..PARALLEL.min(wave.len()) {
+            for _ in 0..PARALLEL.min(rest.len()) {
                 scope.spawn(|| {
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(&s) = wave.get(i) else { break };
+                    while let Some(&s) = rest.get(next.fetch_add(1, Ordering::Relaxed)) {
                         let step = &plan.steps[s];
-                        let result = actions::perform(step, cx)
-                            .and_then(|()| record(step.op, step, desired, cx));
-                        let result = match result {
-                            // The container exists: record it, so that a later apply does
-                            // not start it again, and report the failed command.
-                            Err(HostError::RunFailed(msg)) => record(step.op, step, desired, cx)
-                                .and(Err(HostError::RunFailed(msg))),
-                            other => other,
-                        };
-                        let verb = match step.op {
-                            Op::Create => "created",
-                            Op::Update => "updated",
-                            Op::Destroy => "destroyed",
-                        };
-                        match result {
-                            Ok(()) => {
-                                done.fetch_add(1, Ordering::Relaxed);
-                                progress(&format!("{verb} {}", step.id));
-                            }
-                            Err(e) => {
-                                progress(&format!("FAILED {} {}: {e}", step.op_name(), step.id));
-                                failures
-                                    .lock()
-                                    .expect("no panics while held")
-                                    .push(Failure {
-                                        resource: step.id.clone(),
-                                        error: e.to_string(),
-                                    });
-                            }
-                        }
+                        finish(step, actions::perform(step, cx));
                     }
                 });
             }
@@ -129,7 +145,8 @@ fn record(
 /// interrupted apply made without recording it (containers, mounts, namespaces, daemons
 /// and files of this lab only, matched by exact name).
 pub fn destroy(lab: &str, progress: &(dyn Fn(&str) + Sync)) -> Report {
-    let cx = Context::new(lab);
+    let mut cx = Context::new(lab);
+    cx.tearing_down = true;
     let observed = crate::observe::observe(lab);
     let empty = Graph::new(lab);
     let plan = crate::plan::plan(&empty, &observed);

@@ -4,9 +4,10 @@
 //!
 //! crun 1.8 refuses this host's v1/v2 hybrid cgroups, so it runs with
 //! `--cgroup-manager=disabled` in a private mount namespace where cgroup2 is mounted on
-//! /sys/fs/cgroup, and the bundle has no cgroup mount.
+//! /sys/fs/cgroup (made between fork and exec, so that starting a container is one
+//! process), and the bundle has no cgroup mount.
 
-use super::{HostError, Result, io, run};
+use super::{HostError, Result, io};
 use crate::model::Command as RunCommand;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -395,25 +396,51 @@ pub fn start(crun_root: &Path, p: &Paths, s: &Spec) -> Result<()> {
     // crun's output goes to a file: the detached container would hold a pipe open forever.
     // Its own process group: a Ctrl-C of cloonix must not reach the lab's containers.
     let log = p.dir.join("crun.log");
-    let status = Command::new("unshare")
-        .args([
-            "-m", "sh", "-c",
-            "mount --make-rprivate / && mount -t cgroup2 none /sys/fs/cgroup && exec crun --root \"$1\" --cgroup-manager=disabled run -d --bundle \"$2\" \"$3\" </dev/null >\"$4\" 2>&1",
-            "sh",
-        ])
+    let log_file = File::create(&log).map_err(io("create the crun log"))?;
+    let mut cmd = Command::new("crun");
+    cmd.arg("--root")
         .arg(crun_root)
+        .args(["--cgroup-manager=disabled", "run", "-d", "--bundle"])
         .arg(&p.dir)
         .arg(s.id)
-        .arg(&log)
         .process_group(0)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => HostError::Missing { program: "unshare".into(), package: "util-linux" },
-            _ => io("start crun")(e),
-        })?;
+        .stdout(Stdio::from(log_file.try_clone().map_err(io("crun log"))?))
+        .stderr(Stdio::from(log_file));
+    // SAFETY: between fork and exec only syscalls run, on constant C strings.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let none = c"none".as_ptr();
+            if libc::mount(
+                none,
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ) != 0
+                || libc::mount(
+                    none,
+                    c"/sys/fs/cgroup".as_ptr(),
+                    c"cgroup2".as_ptr(),
+                    0,
+                    std::ptr::null(),
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let status = cmd.status().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => HostError::Missing {
+            program: "crun".into(),
+            package: "crun",
+        },
+        _ => io("start crun")(e),
+    })?;
     if !status.success() {
         return Err(HostError::Command {
             what: format!("start container {}", s.id),
@@ -437,8 +464,18 @@ struct Status {
 pub fn pid(crun_root: &Path, id: &str) -> Option<i32> {
     let text = std::fs::read_to_string(crun_root.join(id).join("status")).ok()?;
     let status: Status = serde_json::from_str(&text).ok()?;
-    // SAFETY: signal 0 only checks that the process exists.
-    (unsafe { libc::kill(status.pid, 0) } == 0).then_some(status.pid)
+    alive(status.pid).then_some(status.pid)
+}
+
+/// Whether a process runs: a zombie (killed, waiting for whoever adopted it to reap it)
+/// does not.
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
 }
 
 /// Containers whose state crun keeps under `crun_root`, in one directory scan.
@@ -457,20 +494,18 @@ pub fn delete(crun_root: &Path, id: &str) -> Result<()> {
         // SAFETY: the pid crun recorded for this container, alive just now.
         unsafe { libc::kill(pid, libc::SIGKILL) };
         let start = Instant::now();
-        while unsafe { libc::kill(pid, 0) } == 0 && start.elapsed() < Duration::from_secs(5) {
+        while alive(pid) && start.elapsed() < Duration::from_secs(5) {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
-    if crun_root.join(id).exists() {
-        run(
-            Command::new("crun")
-                .arg("--root")
-                .arg(crun_root)
-                .args(["delete", "-f", id]),
-            &format!("delete container {id}"),
-        )?;
+    // With its init dead and no cgroups to release, crun's state is all that is left of
+    // the container; removing it is what `crun delete` would do, without a process each.
+    match std::fs::remove_dir_all(crun_root.join(id)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(io(format!("delete container {id}"))(e))
+        }
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// The result of one `run` command.

@@ -7,7 +7,6 @@
 
 use super::{HostError, Result, io, netns};
 use crate::model::units::{Cidr, Mac};
-use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -66,41 +65,39 @@ pub fn create_veth(inner: &End, outer: &End, mac: Mac, ips: &[Cidr], mtu: u32) -
     let what = format!("create veth {} ↔ {}", inner.name, outer.name);
     let _ = delete(inner);
     let _ = delete(outer);
-    let place = |e: &End| match &e.ns {
-        Some(ns) => format!(" netns {ns}"),
-        None => String::new(),
+    // One netlink request makes both ends, each straight in its namespace.
+    let open = |ns: &Option<String>| -> Result<Option<std::fs::File>> {
+        ns.as_ref()
+            .map(|n| std::fs::File::open(netns::path(n)).map_err(io(format!("open namespace {n}"))))
+            .transpose()
     };
-    batch(
-        None,
-        &[format!(
-            "link add {}{} mtu {mtu} type veth peer name {}{} mtu {mtu}",
-            inner.name,
-            place(inner),
-            outer.name,
-            place(outer)
-        )],
-        &what,
-    )?;
-    let mut lines = vec![format!("link set dev {} address {mac} up", inner.name)];
-    lines.extend(
-        ips.iter()
-            .map(|ip| format!("address add {ip} dev {}", inner.name)),
-    );
-    batch(inner.ns.as_deref(), &lines, &what)?;
-    batch(
-        outer.ns.as_deref(),
-        &[format!("link set dev {} up", outer.name)],
-        &what,
-    )?;
-    offload_off(inner)?;
-    offload_off(outer)
+    let (a_ns, b_ns) = (open(&inner.ns)?, open(&outer.ns)?);
+    use std::os::fd::AsRawFd;
+    super::netlink::create_veth(
+        &inner.name,
+        a_ns.as_ref().map(|f| f.as_raw_fd()),
+        &outer.name,
+        b_ns.as_ref().map(|f| f.as_raw_fd()),
+        mtu,
+    )
+    .map_err(io(&what))?;
+    let (name, ips, w) = (inner.name.clone(), ips.to_vec(), what.clone());
+    in_ns(&inner.ns, move || {
+        super::netlink::configure(&name, Some(mac), &ips).map_err(io(&w))?;
+        netns::tx_checksum_off(&name)
+    })?;
+    let name = outer.name.clone();
+    in_ns(&outer.ns, move || {
+        super::netlink::configure(&name, None, &[]).map_err(io(&what))?;
+        netns::tx_checksum_off(&name)
+    })
 }
 
-fn offload_off(end: &End) -> Result<()> {
-    let name = end.name.clone();
-    match &end.ns {
-        Some(ns) => netns::within(ns, move || netns::tx_checksum_off(&name)),
-        None => netns::tx_checksum_off(&name),
+/// Runs `f` in namespace `ns` (None: here).
+fn in_ns(ns: &Option<String>, f: impl FnOnce() -> Result<()> + Send + 'static) -> Result<()> {
+    match ns {
+        Some(ns) => netns::within(ns, f),
+        None => f(),
     }
 }
 
@@ -165,52 +162,11 @@ pub struct LinkState {
     pub alias: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct IpLink {
-    ifname: String,
-    #[serde(default)]
-    address: Option<String>,
-    #[serde(default)]
-    mtu: u32,
-    #[serde(default)]
-    ifalias: Option<String>,
-    #[serde(default)]
-    addr_info: Vec<IpAddr>,
-}
-
-#[derive(Deserialize)]
-struct IpAddr {
-    local: String,
-    prefixlen: u8,
-    #[serde(default)]
-    scope: String,
-}
-
-/// Every interface of a namespace (None: the host's), in one dump.
+/// Every interface of a namespace (None: the host's): one rtnetlink dump, in process.
 pub fn dump(ns: Option<&str>) -> Result<BTreeMap<String, LinkState>> {
-    let mut cmd = Command::new("ip");
-    if let Some(ns) = ns {
-        cmd.args(["-n", ns]);
+    let read = || super::netlink::interfaces().map_err(io("read interfaces"));
+    match ns {
+        Some(ns) => netns::within(ns, read),
+        None => read(),
     }
-    let out = super::run(cmd.args(["-json", "address", "show"]), "read interfaces")?;
-    let links: Vec<IpLink> =
-        serde_json::from_str(&out).map_err(|e| HostError::Other(format!("ip -json: {e}")))?;
-    Ok(links
-        .into_iter()
-        .map(|l| {
-            let ips = l
-                .addr_info
-                .iter()
-                .filter(|a| a.scope != "link")
-                .filter_map(|a| format!("{}/{}", a.local, a.prefixlen).parse().ok())
-                .collect();
-            let state = LinkState {
-                mac: l.address.as_deref().and_then(|m| m.parse().ok()),
-                mtu: l.mtu,
-                ips,
-                alias: l.ifalias,
-            };
-            (l.ifname, state)
-        })
-        .collect())
 }

@@ -6,6 +6,7 @@ pub mod crun;
 pub mod image;
 pub mod intent;
 pub mod link;
+mod netlink;
 pub mod netns;
 pub mod ovs;
 

@@ -3,6 +3,7 @@
 //! thread is never one of an async runtime's workers.
 
 use super::{HostError, Result, io, run};
+use std::ffi::CString;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -18,33 +19,115 @@ pub fn exists(name: &str) -> bool {
     path(name).exists()
 }
 
-/// Creates the namespace; one that exists already is fine.
+/// Creates the namespace (with `lo` up); one that exists already is fine.
+///
+/// Done in process as `ip netns add` does it: a thread unshares its network namespace and
+/// bind-mounts it onto `/run/netns/NAME`. The first namespace on a host, before that
+/// directory is a shared mount point, is left to `ip netns add`, which sets it up.
 pub fn add(name: &str) -> Result<()> {
     if exists(name) {
         return Ok(());
     }
-    run(
-        Command::new("ip").args(["netns", "add", name]),
-        &format!("create namespace {name}"),
-    )?;
-    // Loopback up: daemons and checks inside expect it.
-    run(
-        Command::new("ip").args(["-n", name, "link", "set", "lo", "up"]),
-        &format!("bring lo up in {name}"),
-    )?;
-    Ok(())
+    if !netns_dir_ready() {
+        run(
+            Command::new("ip").args(["netns", "add", name]),
+            &format!("create namespace {name}"),
+        )?;
+        return within(name, || set_up("lo"));
+    }
+    let target = path(name);
+    File::options()
+        .write(true)
+        .create_new(true)
+        .open(&target)
+        .map_err(io(format!("create {}", target.display())))?;
+    let owned = target.clone();
+    let made = std::thread::spawn(move || -> Result<()> {
+        // SAFETY: unshare affects only this thread's network namespace.
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+            return Err(io("unshare the network namespace")(
+                std::io::Error::last_os_error(),
+            ));
+        }
+        let src = CString::new("/proc/thread-self/ns/net").expect("no NUL");
+        let dst = CString::new(owned.as_os_str().as_encoded_bytes()).expect("no NUL");
+        // SAFETY: C strings that outlive the call.
+        if unsafe {
+            libc::mount(
+                src.as_ptr(),
+                dst.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            )
+        } != 0
+        {
+            return Err(io("bind the network namespace")(
+                std::io::Error::last_os_error(),
+            ));
+        }
+        set_up("lo")
+    })
+    .join()
+    .map_err(|_| HostError::Other("a namespace thread panicked".into()))?;
+    if made.is_err() {
+        let _ = del(name);
+    }
+    made
+}
+
+/// Whether `/run/netns` is the shared mount point that namespace files are bound under.
+fn netns_dir_ready() -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(NETNS_DIR) && l.contains(" shared:"))
 }
 
 /// Deletes the namespace; one that is gone already is fine.
 pub fn del(name: &str) -> Result<()> {
-    if !exists(name) {
-        return Ok(());
+    let target = path(name);
+    let c = CString::new(target.as_os_str().as_encoded_bytes()).expect("no NUL");
+    // SAFETY: a C string that outlives the call; failing (not mounted) is fine.
+    unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+    match std::fs::remove_file(&target) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(io(format!("remove {}", target.display()))(e))
+        }
+        _ => Ok(()),
     }
-    run(
-        Command::new("ip").args(["netns", "del", name]),
-        &format!("delete namespace {name}"),
-    )?;
+}
+
+/// Brings interface `dev` up, in the calling thread's namespace.
+pub fn set_up(dev: &str) -> Result<()> {
+    let mut ifr = ifreq(dev);
+    // SAFETY: a datagram socket for two ioctls on a zeroed ifreq, closed below.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(io("socket")(std::io::Error::last_os_error()));
+        }
+        let mut rc = libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut ifr);
+        if rc == 0 {
+            ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            rc = libc::ioctl(fd, libc::SIOCSIFFLAGS, &mut ifr);
+        }
+        let err = std::io::Error::last_os_error();
+        libc::close(fd);
+        if rc != 0 {
+            return Err(io(format!("bring {dev} up"))(err));
+        }
+    }
     Ok(())
+}
+
+fn ifreq(dev: &str) -> libc::ifreq {
+    // SAFETY: ifreq is plain old data; all zeroes is a valid value.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in ifr.ifr_name.iter_mut().zip(dev.bytes().take(15)) {
+        *dst = src as libc::c_char;
+    }
+    ifr
 }
 
 /// The names of every namespace whose name starts with `prefix`.
@@ -93,10 +176,7 @@ pub fn tx_checksum_off(dev: &str) -> Result<()> {
         cmd: ETHTOOL_STXCSUM,
         data: 0,
     };
-    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (dst, src) in ifr.ifr_name.iter_mut().zip(dev.bytes().take(15)) {
-        *dst = src as libc::c_char;
-    }
+    let mut ifr = ifreq(dev);
     ifr.ifr_ifru.ifru_data = (&mut value as *mut EthtoolValue).cast();
     // SAFETY: a datagram socket for an ioctl, closed below; ifr points at live memory.
     unsafe {

@@ -399,6 +399,53 @@ pub fn add_port(db: &mut Ovsdb, bridge: &str, ifname: &str, owner: &str) -> Resu
     Ok(())
 }
 
+/// Attaches many new ports at once, `(bridge, ifname, owner)` each: one transaction and
+/// one reconfiguration of ovs-vswitchd instead of one per port, which grows with the
+/// bridge. Rows left under the same names (their devices made anew) are removed first, in
+/// a transaction of their own that is applied before (see [`del_port`]).
+pub fn add_new_ports(db: &mut Ovsdb, ports: &[(&str, &str, &str)]) -> Result<()> {
+    let res = db.transact(vec![
+        json!({"op": "select", "table": "Port", "where": [], "columns": ["_uuid", "name"]}),
+    ])?;
+    let wanted: std::collections::BTreeSet<&str> = ports.iter().map(|(_, n, _)| *n).collect();
+    let stale: Vec<Value> = res[0]["rows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["name"].as_str().is_some_and(|n| wanted.contains(n)))
+        .map(|r| {
+            let uuid = r["_uuid"].clone();
+            json!({"op": "mutate", "table": "Bridge", "where": [["ports", "includes", uuid]],
+                   "mutations": [["ports", "delete", ["set", [uuid]]]]})
+        })
+        .collect();
+    if !stale.is_empty() {
+        transact_applied(db, stale)?;
+    }
+    let mut ops = Vec::new();
+    let mut by_bridge: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+    for (i, (bridge, ifname, owner)) in ports.iter().enumerate() {
+        let (iface, port) = (format!("iface{i}"), format!("port{i}"));
+        ops.push(
+            json!({"op": "insert", "table": "Interface", "uuid-name": iface,
+                        "row": {"name": ifname, "external_ids": labels(owner)}}),
+        );
+        ops.push(json!({"op": "insert", "table": "Port", "uuid-name": port,
+                        "row": {"name": ifname, "interfaces": ["named-uuid", iface], "external_ids": labels(owner)}}));
+        by_bridge
+            .entry(bridge)
+            .or_default()
+            .push(json!(["named-uuid", port]));
+    }
+    for (bridge, members) in by_bridge {
+        ops.push(
+            json!({"op": "mutate", "table": "Bridge", "where": [["name", "==", bridge]],
+                        "mutations": [["ports", "insert", ["set", members]]]}),
+        );
+    }
+    transact_applied(db, ops)
+}
+
 pub fn del_port(db: &mut Ovsdb, ifname: &str) -> Result<()> {
     let Some(uuid) = uuid_of(db, "Port", ifname)? else {
         return Ok(());
