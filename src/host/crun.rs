@@ -464,18 +464,7 @@ struct Status {
 pub fn pid(crun_root: &Path, id: &str) -> Option<i32> {
     let text = std::fs::read_to_string(crun_root.join(id).join("status")).ok()?;
     let status: Status = serde_json::from_str(&text).ok()?;
-    alive(status.pid).then_some(status.pid)
-}
-
-/// Whether a process runs: a zombie (killed, waiting for whoever adopted it to reap it)
-/// does not.
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
+    super::alive(status.pid).then_some(status.pid)
 }
 
 /// Containers whose state crun keeps under `crun_root`, in one directory scan.
@@ -494,7 +483,7 @@ pub fn delete(crun_root: &Path, id: &str) -> Result<()> {
         // SAFETY: the pid crun recorded for this container, alive just now.
         unsafe { libc::kill(pid, libc::SIGKILL) };
         let start = Instant::now();
-        while alive(pid) && start.elapsed() < Duration::from_secs(5) {
+        while super::alive(pid) && start.elapsed() < Duration::from_secs(5) {
             std::thread::sleep(Duration::from_millis(5));
         }
     }

@@ -94,6 +94,17 @@ pub fn run(cmd: &mut Command, what: &str) -> Result<String> {
     }
 }
 
+/// Whether a process runs: a zombie (killed, waiting for whoever adopted it to reap it)
+/// does not.
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
 /// Where one lab keeps its runtime files.
 #[derive(Debug, Clone)]
 pub struct LabDirs {

@@ -105,8 +105,7 @@ fn wait_for(path: &Path) -> Result<()> {
 fn pid_of(dirs: &LabDirs, daemon: &str) -> Option<i32> {
     let text = std::fs::read_to_string(dirs.ovs().join(format!("{daemon}.pid"))).ok()?;
     let pid: i32 = text.trim().parse().ok()?;
-    // SAFETY: signal 0 only checks that the process exists.
-    (unsafe { libc::kill(pid, 0) } == 0).then_some(pid)
+    super::alive(pid).then_some(pid)
 }
 
 pub fn running(dirs: &LabDirs) -> bool {
@@ -114,17 +113,25 @@ pub fn running(dirs: &LabDirs) -> bool {
 }
 
 /// Stops both daemons (a daemon that is gone is fine) and waits for them to exit.
+///
+/// ovs-vswitchd gets SIGKILL: with the userspace datapath nothing of its state outlives
+/// it, its files and namespace go next, and its orderly exit takes seconds with hundreds
+/// of ports.
 pub fn stop(dirs: &LabDirs) -> Result<()> {
-    for daemon in ["ovs-vswitchd", "ovsdb-server"] {
+    for (daemon, signal) in [
+        ("ovs-vswitchd", libc::SIGKILL),
+        ("ovsdb-server", libc::SIGTERM),
+    ] {
         if let Some(pid) = pid_of(dirs, daemon) {
             // SAFETY: a pid read from our own pidfile, checked alive just now.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
+            unsafe { libc::kill(pid, signal) };
             let start = Instant::now();
-            while unsafe { libc::kill(pid, 0) } == 0 {
+            while super::alive(pid) {
                 if start.elapsed() > Duration::from_secs(5) {
+                    // SAFETY: as above.
                     unsafe { libc::kill(pid, libc::SIGKILL) };
                 }
-                std::thread::sleep(Duration::from_millis(10));
+                std::thread::sleep(Duration::from_millis(5));
             }
         }
     }
