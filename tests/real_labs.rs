@@ -184,6 +184,20 @@ fn a_ring_of_five_pings_and_carries_tcp_and_reapplies_to_nothing() {
         );
     }
     assert!(lab.tcp("r2", "10.1.0.1"), "TCP r2 → r1");
+    let code = |args: &[&str]| lab.cloonix(args).status.code();
+    assert_eq!(
+        code(&["exec", "t-ring", "r1", "--", "sh", "-c", "exit 7"]),
+        Some(7)
+    );
+    assert_eq!(
+        code(&["exec", "t-ring", "r1", "--", "nosuchcmd"]),
+        Some(127)
+    );
+    assert_eq!(
+        code(&["exec", "t-ring", "r1", "--", "/etc/passwd"]),
+        Some(126)
+    );
+    assert_eq!(code(&["exec", "t-ring", "r9", "--", "true"]), Some(125));
     let again = lab.apply(&yaml);
     assert!(again.contains("No changes."), "{again}");
     assert_eq!(lab.diff_code(&yaml), 0);

@@ -14,6 +14,14 @@ pub fn run(lab: &str, node: &str, argv: &[String], tty: bool) -> i32 {
     }
     let env = container_env(&cx, node);
     match crun::exec_command(&cx.dirs.crun_root(), &id, &env, tty, argv).status() {
+        // crun says 255 when it could not start the command: tell why, as shells do.
+        Ok(status) if status.code() == Some(255) => {
+            match crun::lookup(&cx.paths(node).merged(), &argv[0]) {
+                crun::Lookup::Missing => 127,
+                crun::Lookup::NotExecutable => 126,
+                crun::Lookup::Found => 255,
+            }
+        }
         Ok(status) => status.code().unwrap_or(125),
         Err(e) => {
             eprintln!("cloonix: crun: {e}");

@@ -212,6 +212,50 @@ pub fn remove_file(root: &Path, path: &str) -> Result<()> {
     Ok(())
 }
 
+pub enum Lookup {
+    Found,
+    NotExecutable,
+    Missing,
+}
+
+/// Finds a command in the container's root as its shell would (a path, or a name on the
+/// default PATH), resolved inside the root.
+pub fn lookup(root: &Path, command: &str) -> Lookup {
+    let Ok(root_dir) = File::open(root) else {
+        return Lookup::Missing;
+    };
+    let candidates: Vec<String> = if command.contains('/') {
+        vec![command.to_string()]
+    } else {
+        [
+            "/usr/local/sbin",
+            "/usr/local/bin",
+            "/usr/sbin",
+            "/usr/bin",
+            "/sbin",
+            "/bin",
+        ]
+        .iter()
+        .map(|d| format!("{d}/{command}"))
+        .collect()
+    };
+    let mut found = false;
+    for c in candidates {
+        if let Ok(fd) = open_in_root(&root_dir, &c, libc::O_PATH, 0) {
+            found = true;
+            let meta = File::from(fd).metadata();
+            if meta.is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0) {
+                return Lookup::Found;
+            }
+        }
+    }
+    if found {
+        Lookup::NotExecutable
+    } else {
+        Lookup::Missing
+    }
+}
+
 /// Reads `path` inside `root`, resolved inside it; None when it cannot be read.
 pub fn read_file(root: &Path, path: &str) -> Option<String> {
     let root_dir = File::open(root).ok()?;
