@@ -350,4 +350,26 @@ fn bad_input_and_host_items_touch_nothing() {
         .trim(),
         "ok"
     );
+
+    // An image directory outside the topology's directory: refused, then run with the flag.
+    let outside = cloonix::host::image::busybox()
+        .unwrap()
+        .display()
+        .to_string();
+    let yaml = format!(
+        "lans: [l1]\nendpoints:\n  a: {{kind: cnt, image: {outside}, eth: [{{lan: l1, ip: 10.0.0.1/24}}]}}\n"
+    );
+    let file = lab.file(&yaml);
+    lab.cloonix(&["destroy", "t-refuse"]);
+    let out = lab.cloonix(&["apply", &file]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("outside the topology's directory"));
+    assert_eq!(leftovers("t-refuse"), Vec::<String>::new());
+    let out = lab.cloonix(&["apply", "--allow-host", &file]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(lab.exec("a", "echo up").1.trim(), "up");
 }
