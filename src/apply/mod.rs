@@ -8,7 +8,7 @@ mod lock;
 pub use actions::Context;
 pub use lock::LabLock;
 
-use crate::graph::{Graph, ResourceId};
+use crate::graph::Graph;
 use crate::host::{HostError, intent};
 use crate::plan::{Op, Plan};
 use serde::Serialize;
@@ -20,7 +20,8 @@ const PARALLEL: usize = 8;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Failure {
-    pub resource: ResourceId,
+    /// What failed: a resource id, or what the sweep after a destroy was removing.
+    pub resource: String,
     pub error: String,
 }
 
@@ -72,7 +73,7 @@ pub fn execute(
                     .lock()
                     .expect("no panics while held")
                     .push(Failure {
-                        resource: step.id.clone(),
+                        resource: step.id.to_string(),
                         error: e.to_string(),
                     });
             }
@@ -154,7 +155,7 @@ pub fn destroy(lab: &str, progress: &(dyn Fn(&str) + Sync)) -> Report {
     let mut sweep = |what: String, r: Result<(), HostError>| {
         if let Err(e) = r {
             report.failures.push(Failure {
-                resource: empty.id(crate::graph::Kind::SwitchNs, what),
+                resource: what,
                 error: e.to_string(),
             });
         }

@@ -1,8 +1,7 @@
 //! `cloonix apply FILE`: observe, diff, plan, apply in waves, observe again and verify.
 
 use super::Output;
-use cloonix::apply::{self, Context, LabLock};
-use cloonix::graph;
+use cloonix::apply::{self, Context};
 use cloonix::observe::observe;
 use cloonix::plan::{self, render_text};
 use std::path::Path;
@@ -30,22 +29,12 @@ pub fn run(file: &Path, o: &Options) -> i32 {
         }
         return 1;
     }
-    let desired = match graph::desired(&loaded.topology) {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("cloonix: {e}");
-            return 1;
-        }
+    let Some(desired) = super::desired(&loaded) else {
+        return 1;
     };
     let lab = loaded.topology.name.clone();
-    let _lock = match LabLock::take(&lab, || {
-        eprintln!("waiting for another apply or destroy of lab {lab}")
-    }) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("cloonix: {e}");
-            return 1;
-        }
+    let Some(_lock) = super::lock(&lab) else {
+        return 1;
     };
     let started = Instant::now();
     let observed = observe(&lab);

@@ -2,7 +2,7 @@
 //! nothing to destroy.
 
 use super::Output;
-use cloonix::apply::{self, LabLock};
+use cloonix::apply;
 use std::path::Path;
 
 pub fn run(target: &str, output: Output) -> i32 {
@@ -17,14 +17,8 @@ pub fn run(target: &str, output: Output) -> i32 {
         eprintln!("cloonix: `{target}` is neither a topology file nor a lab name");
         return 1;
     };
-    let _lock = match LabLock::take(&lab, || {
-        eprintln!("waiting for another apply or destroy of lab {lab}")
-    }) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("cloonix: {e}");
-            return 1;
-        }
+    let Some(_lock) = super::lock(&lab) else {
+        return 1;
     };
     let report = apply::destroy(&lab, &|line| eprintln!("  {line}"));
     if output == Output::Json {

@@ -11,12 +11,8 @@ pub fn run(file: &Path, verbose: bool, output: Output) -> i32 {
     let Some(loaded) = super::load(file) else {
         return 1;
     };
-    let desired = match graph::desired(&loaded.topology) {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("cloonix: {e}");
-            return 1;
-        }
+    let Some(desired) = super::desired(&loaded) else {
+        return 1;
     };
     let observed = cloonix::observe::observe(&loaded.topology.name);
     let plan = plan::plan(&desired, &observed);

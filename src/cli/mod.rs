@@ -120,6 +120,22 @@ pub fn run() -> i32 {
     }
 }
 
+/// The lab's lock, saying so when another apply or destroy makes it wait; `None` (after
+/// printing why) when it cannot be had.
+pub fn lock(lab: &str) -> Option<cloonix::apply::LabLock> {
+    let waiting = || eprintln!("waiting for another apply or destroy of lab {lab}");
+    cloonix::apply::LabLock::take(lab, waiting)
+        .map_err(|e| eprintln!("cloonix: {e}"))
+        .ok()
+}
+
+/// The desired graph of a loaded file; `None` (after printing why) when it has none.
+pub fn desired(loaded: &cloonix::model::Loaded) -> Option<cloonix::graph::Graph> {
+    cloonix::graph::desired(&loaded.topology)
+        .map_err(|e| eprintln!("cloonix: {e}"))
+        .ok()
+}
+
 /// Loads a file, printing its errors the way the spec wants them; `None` when invalid.
 pub fn load(file: &std::path::Path) -> Option<cloonix::model::Loaded> {
     match cloonix::model::load(file) {

@@ -23,6 +23,24 @@ const RT_SCOPE_LINK: u8 = 253;
 
 struct Socket(i32);
 
+impl Socket {
+    /// A route socket of the calling thread's namespace.
+    fn open() -> io::Result<Socket> {
+        // SAFETY: a plain socket call; the descriptor is owned by the result.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                libc::NETLINK_ROUTE,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Socket(fd))
+    }
+}
+
 impl Drop for Socket {
     fn drop(&mut self) {
         // SAFETY: our own descriptor, closed once.
@@ -106,18 +124,7 @@ fn text(v: &[u8]) -> String {
 
 /// Every interface of the calling thread's namespace, with its addresses.
 pub fn interfaces() -> io::Result<BTreeMap<String, LinkState>> {
-    // SAFETY: a plain socket call; the descriptor is owned by `Socket`.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_ROUTE,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let sock = Socket(fd);
+    let sock = Socket::open()?;
     let mut by_index: BTreeMap<i32, (String, LinkState)> = BTreeMap::new();
     for msg in dump(&sock, RTM_GETLINK, RTM_NEWLINK, &[0u8; 16])? {
         if msg.len() < 16 {
@@ -208,18 +215,7 @@ fn ifinfo(index: i32, flags: u32, change: u32) -> Vec<u8> {
 
 /// Sends one request and waits for its acknowledgement.
 fn request(kind: u16, flags: u16, body: &[u8]) -> io::Result<()> {
-    // SAFETY: a plain socket call; the descriptor is owned by `Socket`.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_ROUTE,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let sock = Socket(fd);
+    let sock = Socket::open()?;
     let len = 16 + body.len();
     let mut msg = Vec::with_capacity(len);
     msg.extend_from_slice(&(len as u32).to_ne_bytes());
