@@ -373,3 +373,35 @@ fn bad_input_and_host_items_touch_nothing() {
     );
     assert_eq!(lab.exec("a", "echo up").1.trim(), "up");
 }
+
+#[test]
+fn a_failing_run_command_is_reported_once_and_not_run_again() {
+    if !root() {
+        return;
+    }
+    let lab = Lab::new("t-run");
+    let yaml = "lans: [l1]\nendpoints:\n  a:\n    kind: cnt\n    eth: [{lan: l1, ip: 10.0.0.1/24}]\n    run:\n      - \"echo first >> /ran\"\n      - \"echo broken; exit 3\"\n      - \"echo never >> /ran\"\n";
+    let file = lab.file(yaml);
+    let out = lab.cloonix(&["apply", &file]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("exited with 3") && text.contains("broken"),
+        "{text}"
+    );
+    let status = lab.cloonix(&["status", "t-run"]);
+    assert!(String::from_utf8_lossy(&status.stdout).contains("exited with 3"));
+    let start = lab.init_start("a");
+    let again = lab.cloonix(&["apply", &file]);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stdout)
+    );
+    assert_eq!(
+        lab.exec("a", "cat /ran").1,
+        "first\n",
+        "a command ran again, or after the failure"
+    );
+    assert_eq!(lab.init_start("a"), start);
+}
