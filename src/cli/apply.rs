@@ -43,9 +43,9 @@ pub fn run(file: &Path, o: &Options) -> i32 {
         print!("{}", render_text(&plan, &path, o.verbose));
     }
     let cx = Context::new(&lab);
-    let progress = |line: &str| eprintln!("  {line}");
-    let report = apply::execute(&plan, &desired, &cx, &progress);
-    // Verify: the lab as it now is must need nothing more.
+    let progress = super::progress::Progress::new(plan.steps.len());
+    let report = apply::execute(&plan, &desired, &cx, &|line| progress.step(line));
+    progress.finish();
     // Verify by observing again; an empty plan changed nothing, so there is nothing to verify.
     let after = if plan.is_empty() {
         plan.clone()

@@ -20,7 +20,8 @@ pub fn run(target: &str, output: Output) -> i32 {
     let Some(_lock) = super::lock(&lab) else {
         return 1;
     };
-    let report = apply::destroy(&lab, &|line| eprintln!("  {line}"));
+    let progress = super::progress::Progress::Lines;
+    let report = apply::destroy(&lab, &|line| progress.step(line));
     if output == Output::Json {
         let summary = serde_json::json!({"lab": lab, "ok": report.ok(), "steps_done": report.done, "failures": report.failures});
         println!("{}", serde_json::to_string_pretty(&summary).expect("json"));

@@ -4,6 +4,7 @@ mod apply;
 mod destroy;
 mod diff;
 mod exec;
+mod progress;
 mod status;
 mod validate;
 
