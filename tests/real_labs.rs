@@ -209,29 +209,31 @@ fn live_edits_keep_every_container_running() {
         return;
     }
     let lab = Lab::new("t-live");
-    let yaml = ring(3, "");
+    let yaml = ring(5, "");
     lab.apply(&yaml);
-    let before: Vec<u64> = (1..=3).map(|i| lab.init_start(&format!("r{i}"))).collect();
+    let before: Vec<u64> = (1..=5).map(|i| lab.init_start(&format!("r{i}"))).collect();
     assert!(lab.ping("r1", "10.1.0.2"));
 
-    // r1 loses its right eth (on l1, towards r2); r4 and lan l9 appear; r3 gains an eth on l9.
+    // The ring of five, edited live: r1 loses its right eth (on l1, towards r2); lan l9
+    // and node r6 on it appear; r3 gains an eth on l9.
     let edited = yaml
         .replace("      - {name: right, lan: l1, ip: 10.1.0.1/24}\n", "")
-        .replace("lans: [l1, l2, l3]", "lans: [l1, l2, l3, l9]")
+        .replace("lans: [l1, l2, l3, l4, l5]", "lans: [l1, l2, l3, l4, l5, l9]")
         .replace(
             "      - {name: right, lan: l3, ip: 10.3.0.3/24}\n",
             "      - {name: right, lan: l3, ip: 10.3.0.3/24}\n      - {name: extra, lan: l9, ip: 10.9.0.3/24}\n",
         )
-        + "  r4:\n    kind: cnt\n    eth: [{lan: l9, ip: 10.9.0.4/24}]\n";
+        + "  r6:\n    kind: cnt\n    eth: [{lan: l9, ip: 10.9.0.6/24}]\n";
+    assert!(edited.contains("name: extra") && !edited.contains("{name: right, lan: l1,"));
     let out = lab.apply(&edited);
     assert!(
         out.contains("Plan: 4 to create, 0 to update, 0 to replace, 1 to destroy."),
         "{out}"
     );
-    let after: Vec<u64> = (1..=3).map(|i| lab.init_start(&format!("r{i}"))).collect();
+    let after: Vec<u64> = (1..=5).map(|i| lab.init_start(&format!("r{i}"))).collect();
     assert_eq!(before, after, "a container was restarted");
-    assert!(lab.ping("r4", "10.9.0.3"), "the new link carries traffic");
-    assert!(lab.tcp("r4", "10.9.0.3"), "TCP over the new link");
+    assert!(lab.ping("r6", "10.9.0.3"), "the new link carries traffic");
+    assert!(lab.tcp("r6", "10.9.0.3"), "TCP over the new link");
     assert!(
         !lab.ping("r2", "10.1.0.1"),
         "the removed interface still answers"
