@@ -407,3 +407,18 @@ fn a_failing_run_command_is_reported_once_and_not_run_again() {
     );
     assert_eq!(lab.init_start("a"), start);
 }
+
+#[test]
+fn cpu_and_ram_limits_that_cannot_be_enforced_are_said_so() {
+    if !root() {
+        return;
+    }
+    let lab = Lab::new("t-limits");
+    let file =
+        lab.file("lans: [l1]\nendpoints:\n  a: {kind: cnt, cpu: 0.5, ram: 64, eth: [{lan: l1}]}\n");
+    let out = lab.cloonix(&["apply", &file]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cpu/ram limits not enforced"));
+    let status = lab.cloonix(&["status", "t-limits"]);
+    assert!(String::from_utf8_lossy(&status.stdout).contains("cpu/ram limits not enforced"));
+}

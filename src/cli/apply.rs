@@ -42,6 +42,16 @@ pub fn run(file: &Path, o: &Options) -> i32 {
     if o.output == Output::Text {
         print!("{}", render_text(&plan, &path, o.verbose));
     }
+    for (name, ep) in &loaded.topology.endpoints {
+        if let cloonix::model::Endpoint::Cnt(c) = ep
+            && (c.cpu.is_some() || c.ram.is_some())
+        {
+            eprintln!(
+                "warning: {name}: cpu/ram limits {}",
+                cloonix::host::crun::LIMITS_NOT_ENFORCED
+            );
+        }
+    }
     let cx = Context::new(&lab);
     let progress = super::progress::Progress::new(plan.steps.len());
     let report = apply::execute(&plan, &desired, &cx, &|line| progress.step(line));

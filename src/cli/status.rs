@@ -71,6 +71,11 @@ pub fn run(lab: Option<&str>, format: Format) -> i32 {
                     None => "up".into(),
                 };
                 println!("  {} {name}  {health}", ep.kind());
+                if let cloonix::model::Endpoint::Cnt(c) = ep
+                    && (c.cpu.is_some() || c.ram.is_some())
+                {
+                    println!("    cpu/ram limits {}", crun::LIMITS_NOT_ENFORCED);
+                }
                 for r in g.resources() {
                     if let (Item::Interface(e, i), Spec::Veth(v)) = (&r.item, &r.spec)
                         && e == name

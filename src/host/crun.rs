@@ -265,6 +265,12 @@ pub fn read_file(root: &Path, path: &str) -> Option<String> {
     Some(text)
 }
 
+/// Why `cpu` and `ram` limits are not enforced here: crun runs without a cgroup manager
+/// (it refuses this kind of host's hybrid cgroups), so nothing can hold a container to
+/// them. Said by `apply` and `status` for every container that sets one.
+pub const LIMITS_NOT_ENFORCED: &str =
+    "not enforced: crun runs without a cgroup manager on this host";
+
 /// What a container is asked to be.
 pub struct Spec<'a> {
     pub id: &'a str,
