@@ -422,3 +422,40 @@ fn cpu_and_ram_limits_that_cannot_be_enforced_are_said_so() {
     let status = lab.cloonix(&["status", "t-limits"]);
     assert!(String::from_utf8_lossy(&status.stdout).contains("cpu/ram limits not enforced"));
 }
+
+#[test]
+fn address_lan_and_mtu_changes_are_made_in_place() {
+    if !root() {
+        return;
+    }
+    let lab = Lab::new("t-update");
+    let yaml = "lans: [l1, l2]\nendpoints:\n  a:\n    kind: cnt\n    eth:\n      - {lan: l1, ip: 10.1.0.1/24}\n      - {lan: l2, ip: 10.2.0.1/24}\n  b:\n    kind: cnt\n    eth: [{lan: l2, ip: 10.2.0.2/24}]\n";
+    lab.apply(yaml);
+    let start = lab.init_start("a");
+    // The first unnamed eth goes, so eth0 is now the one on l2, with a new address; l2 gets
+    // a smaller MTU.
+    let edited = yaml
+        .replace("      - {lan: l1, ip: 10.1.0.1/24}\n", "")
+        .replace("10.2.0.1/24", "10.2.0.11/24")
+        .replace("lans: [l1, l2]", "lans: {l1: {}, l2: {mtu: 1400}}");
+    let out = lab.apply(&edited);
+    // With its address changed too it is not the same interface renamed: eth0 is updated
+    // (lan, address, MTU) and eth1 goes.
+    assert!(
+        out.contains("~ interface a.eth0") && out.contains("- interface a.eth1"),
+        "{out}"
+    );
+    assert_eq!(lab.diff_code(&edited), 0);
+    assert_eq!(lab.init_start("a"), start, "a container was restarted");
+    let (_, addr) = lab.exec("a", "ip addr show");
+    assert!(
+        addr.contains("eth0") && addr.contains("10.2.0.11/24") && !addr.contains("eth1"),
+        "{addr}"
+    );
+    assert!(addr.contains("mtu 1400"), "{addr}");
+    assert!(
+        !addr.contains("10.1.0.1/24") && !addr.contains("10.2.0.1/24"),
+        "{addr}"
+    );
+    assert!(lab.ping("b", "10.2.0.11"));
+}

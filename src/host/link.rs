@@ -2,54 +2,12 @@
 //! namespace: made straight in their namespaces, addressed, offload off, and read back with
 //! one dump per namespace.
 //!
-//! This goes through iproute2 (`ip -batch`, `ip -json`): one process per namespace and
-//! step, each one netlink conversation. An in-process rtnetlink client is the next step.
+//! All of it is rtnetlink in process (`netlink.rs`), each request sent from a thread inside
+//! the namespace concerned: no process per interface.
 
-use super::{HostError, Result, io, netns};
+use super::{Result, io, netns};
 use crate::model::units::{Cidr, Mac};
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::{Command, Stdio};
-
-/// Runs `ip -batch -` in namespace `ns` (None: the host's), one command per line.
-pub fn batch(ns: Option<&str>, lines: &[String], what: &str) -> Result<()> {
-    if lines.is_empty() {
-        return Ok(());
-    }
-    let mut cmd = Command::new("ip");
-    if let Some(ns) = ns {
-        cmd.args(["-n", ns]);
-    }
-    let mut child = cmd
-        .args(["-batch", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => HostError::Missing {
-                program: "ip".into(),
-                package: "iproute2",
-            },
-            _ => io(what)(e),
-        })?;
-    let mut stdin = child.stdin.take().expect("piped");
-    stdin
-        .write_all(lines.join("\n").as_bytes())
-        .and_then(|_| stdin.write_all(b"\n"))
-        .map_err(io(what))?;
-    drop(stdin);
-    let out = child.wait_with_output().map_err(io(what))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(HostError::Command {
-            what: what.into(),
-            status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        })
-    }
-}
 
 /// One end of a veth: where it lives and what it is called there.
 #[derive(Debug, Clone)]
@@ -101,7 +59,8 @@ fn in_ns(ns: &Option<String>, f: impl FnOnce() -> Result<()> + Send + 'static) -
     }
 }
 
-/// Changes what can change on a running interface: its name, MAC, MTU and addresses.
+/// Changes what can change on a running interface: its name, MAC, MTU and addresses; the
+/// peer follows the MTU.
 #[allow(clippy::too_many_arguments)]
 pub fn update(
     end: &End,
@@ -113,27 +72,24 @@ pub fn update(
     ips: &[Cidr],
 ) -> Result<()> {
     let what = format!("update interface {}", end.name);
-    let mut lines = Vec::new();
-    if old_name != end.name {
-        lines.push(format!("link set dev {old_name} down"));
-        lines.push(format!("link set dev {old_name} name {}", end.name));
-    }
-    lines.push(format!(
-        "link set dev {} address {mac} mtu {mtu} up",
-        end.name
-    ));
-    for ip in old_ips.iter().filter(|ip| !ips.contains(ip)) {
-        lines.push(format!("address del {ip} dev {}", end.name));
-    }
-    for ip in ips.iter().filter(|ip| !old_ips.contains(ip)) {
-        lines.push(format!("address add {ip} dev {}", end.name));
-    }
-    batch(end.ns.as_deref(), &lines, &what)?;
-    batch(
-        peer.ns.as_deref(),
-        &[format!("link set dev {} mtu {mtu}", peer.name)],
-        &what,
-    )
+    let remove: Vec<Cidr> = old_ips
+        .iter()
+        .filter(|ip| !ips.contains(ip))
+        .copied()
+        .collect();
+    let add: Vec<Cidr> = ips
+        .iter()
+        .filter(|ip| !old_ips.contains(ip))
+        .copied()
+        .collect();
+    let (old, new, w) = (old_name.to_string(), end.name.clone(), what.clone());
+    in_ns(&end.ns, move || {
+        super::netlink::update(&old, &new, Some(mac), mtu, &remove, &add).map_err(io(&w))
+    })?;
+    let name = peer.name.clone();
+    in_ns(&peer.ns, move || {
+        super::netlink::update(&name, &name, None, mtu, &[], &[]).map_err(io(&what))
+    })
 }
 
 /// Deletes a link (and with it its veth peer); one that is gone is fine.
@@ -143,14 +99,10 @@ pub fn delete(end: &End) -> Result<()> {
     {
         return Ok(());
     }
-    match batch(
-        end.ns.as_deref(),
-        &[format!("link del dev {}", end.name)],
-        "delete link",
-    ) {
-        Err(HostError::Command { stderr, .. }) if stderr.contains("Cannot find device") => Ok(()),
-        other => other,
-    }
+    let name = end.name.clone();
+    in_ns(&end.ns, move || {
+        super::netlink::delete(&name).map_err(io("delete link"))
+    })
 }
 
 /// What the kernel says about one interface.

@@ -295,14 +295,7 @@ pub fn configure(dev: &str, mac: Option<Mac>, ips: &[Cidr]) -> io::Result<()> {
     }
     request(RTM_NEWLINK_REQ, 0, &body)?;
     for ip in ips {
-        let (family, bytes) = match ip.0.addr() {
-            IpAddr::V4(a) => (libc::AF_INET as u8, a.octets().to_vec()),
-            IpAddr::V6(a) => (libc::AF_INET6 as u8, a.octets().to_vec()),
-        };
-        let mut body = vec![family, ip.0.prefix_len(), 0, 0];
-        body.extend_from_slice(&(index as u32).to_ne_bytes());
-        body.extend(attr(IFA_LOCAL, &bytes));
-        body.extend(attr(IFA_ADDRESS, &bytes));
+        let body = addr_body(index, ip);
         match request(
             RTM_NEWADDR,
             (libc::NLM_F_CREATE | libc::NLM_F_REPLACE) as u16,
@@ -313,4 +306,64 @@ pub fn configure(dev: &str, mac: Option<Mac>, ips: &[Cidr]) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+const RTM_DELLINK: u16 = 17;
+const RTM_DELADDR: u16 = 21;
+
+/// Changes a running interface (in the calling thread's namespace): its name (taken down
+/// for the rename), MAC, MTU, and the addresses in `remove` and `add`; it ends up up.
+pub fn update(
+    dev: &str,
+    new_name: &str,
+    mac: Option<Mac>,
+    mtu: u32,
+    remove: &[Cidr],
+    add: &[Cidr],
+) -> io::Result<()> {
+    let index = index_of(dev)?;
+    let up = libc::IFF_UP as u32;
+    if new_name != dev {
+        request(RTM_NEWLINK_REQ, 0, &ifinfo(index, 0, up))?;
+        let mut body = ifinfo(index, 0, 0);
+        body.extend(name_attr(new_name));
+        request(RTM_NEWLINK_REQ, 0, &body)?;
+    }
+    let mut body = ifinfo(index, up, up);
+    body.extend(attr(IFLA_MTU, &mtu.to_ne_bytes()));
+    if let Some(m) = mac {
+        body.extend(attr(IFLA_ADDRESS, &m.0));
+    }
+    request(RTM_NEWLINK_REQ, 0, &body)?;
+    for ip in remove {
+        match request(RTM_DELADDR, 0, &addr_body(index, ip)) {
+            Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => {}
+            other => other?,
+        }
+    }
+    configure(new_name, None, add)
+}
+
+/// Deletes an interface (and with it its veth peer); one that is gone is fine.
+pub fn delete(dev: &str) -> io::Result<()> {
+    match index_of(dev) {
+        Ok(index) => match request(RTM_DELLINK, 0, &ifinfo(index, 0, 0)) {
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(()),
+            other => other,
+        },
+        Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn addr_body(index: i32, ip: &Cidr) -> Vec<u8> {
+    let (family, bytes) = match ip.0.addr() {
+        IpAddr::V4(a) => (libc::AF_INET as u8, a.octets().to_vec()),
+        IpAddr::V6(a) => (libc::AF_INET6 as u8, a.octets().to_vec()),
+    };
+    let mut body = vec![family, ip.0.prefix_len(), 0, 0];
+    body.extend_from_slice(&(index as u32).to_ne_bytes());
+    body.extend(attr(IFA_LOCAL, &bytes));
+    body.extend(attr(IFA_ADDRESS, &bytes));
+    body
 }
