@@ -459,3 +459,33 @@ fn address_lan_and_mtu_changes_are_made_in_place() {
     );
     assert!(lab.ping("b", "10.2.0.11"));
 }
+
+#[test]
+fn a_second_apply_waits_for_the_first_and_says_so() {
+    if !root() {
+        return;
+    }
+    let lab = Lab::new("t-lock");
+    let file = lab.file("lans: [l1]\nendpoints:\n  a: {kind: cnt, eth: [{lan: l1}]}\n");
+    let held = cloonix::apply::LabLock::take("t-lock", || panic!("nobody else holds it")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_cloonix"))
+        .args(["apply", &file])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(
+        leftovers("t-lock"),
+        Vec::<String>::new(),
+        "apply did not wait"
+    );
+    drop(held);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("waiting for another apply or destroy of lab t-lock")
+    );
+    assert!(lab.exec("a", "true").0 == 0);
+}
