@@ -185,23 +185,31 @@ pub fn perform(step: &Step, cx: &Context) -> Result<()> {
     }
 }
 
-/// Whether a step is one that [`create_ports`] does for a whole wave at once.
-pub fn is_port_create(step: &Step) -> bool {
-    step.op == Op::Create && matches!(step.resource.spec, Spec::Port(_))
+/// Whether a step is one that [`create_in_switch`] does for a whole wave at once.
+pub fn is_switch_create(step: &Step) -> bool {
+    step.op == Op::Create && matches!(step.resource.spec, Spec::Port(_) | Spec::Bridge { .. })
 }
 
-/// Creates the ports of several steps in one OVSDB transaction.
-pub fn create_ports(steps: &[&Step], cx: &Context) -> Result<()> {
+/// Creates the bridges and ports of several steps, one OVSDB transaction for each kind.
+pub fn create_in_switch(steps: &[&Step], cx: &Context) -> Result<()> {
     let owners: Vec<String> = steps.iter().map(|s| s.id.to_string()).collect();
-    let ports: Vec<(&str, &str, &str)> = steps
-        .iter()
-        .zip(&owners)
-        .filter_map(|(s, owner)| match &s.resource.spec {
-            Spec::Port(p) => Some((p.lan.as_str(), p.ifname.as_str(), owner.as_str())),
-            _ => None,
-        })
-        .collect();
-    ovs::add_new_ports(&mut cx.db()?, &ports)
+    let mut bridges = Vec::new();
+    let mut ports = Vec::new();
+    for (s, owner) in steps.iter().zip(&owners) {
+        match &s.resource.spec {
+            Spec::Bridge { mtu, .. } => bridges.push((s.id.name.as_str(), *mtu, owner.as_str())),
+            Spec::Port(p) => ports.push((p.lan.as_str(), p.ifname.as_str(), owner.as_str())),
+            _ => {}
+        }
+    }
+    let mut db = cx.db()?;
+    if !bridges.is_empty() {
+        ovs::add_new_bridges(&mut db, &bridges)?;
+    }
+    if !ports.is_empty() {
+        ovs::add_new_ports(&mut db, &ports)?;
+    }
+    Ok(())
 }
 
 pub fn describe_failure(r: &crun::RunResult) -> String {

@@ -80,13 +80,13 @@ pub fn execute(
         }
     };
     for wave in &plan.waves {
-        // A wave's new ports go to OVS in one transaction; the rest run in parallel.
+        // A wave's new bridges and ports go to OVS in one transaction; the rest run in parallel.
         let (ports, rest): (Vec<usize>, Vec<usize>) = wave
             .iter()
-            .partition(|&&s| actions::is_port_create(&plan.steps[s]));
+            .partition(|&&s| actions::is_switch_create(&plan.steps[s]));
         if !ports.is_empty() {
             let steps: Vec<&crate::plan::Step> = ports.iter().map(|&s| &plan.steps[s]).collect();
-            match actions::create_ports(&steps, cx) {
+            match actions::create_in_switch(&steps, cx) {
                 Ok(()) => steps.iter().for_each(|s| finish(s, Ok(()))),
                 Err(e) => {
                     let msg = e.to_string();

@@ -330,24 +330,39 @@ fn owner(ids: &Value) -> Option<String> {
 }
 
 pub fn add_bridge(db: &mut Ovsdb, name: &str, mtu: u32, owner: &str) -> Result<()> {
-    if dump(db)?.contains_key(name) {
-        return set_bridge_mtu(db, name, mtu);
+    add_new_bridges(db, &[(name, mtu, owner)])
+}
+
+/// Makes many bridges at once, `(name, mtu, owner)` each, in one transaction applied by
+/// ovs-vswitchd once; a bridge that is there already (an interrupted apply made it) only
+/// gets its MTU.
+pub fn add_new_bridges(db: &mut Ovsdb, bridges: &[(&str, u32, &str)]) -> Result<()> {
+    let existing = dump(db)?;
+    let mut ops = Vec::new();
+    let mut members = Vec::new();
+    for (i, (name, mtu, owner)) in bridges.iter().enumerate() {
+        if existing.contains_key(*name) {
+            ops.push(
+                json!({"op": "update", "table": "Interface", "where": [["name", "==", name]],
+                            "row": {"mtu_request": mtu}}),
+            );
+            continue;
+        }
+        let (iface, port, br) = (format!("iface{i}"), format!("port{i}"), format!("br{i}"));
+        ops.push(json!({"op": "insert", "table": "Interface", "uuid-name": iface,
+                        "row": {"name": name, "type": "internal", "mtu_request": mtu, "external_ids": labels(owner)}}));
+        ops.push(json!({"op": "insert", "table": "Port", "uuid-name": port,
+                        "row": {"name": name, "interfaces": ["named-uuid", iface], "external_ids": labels(owner)}}));
+        ops.push(json!({"op": "insert", "table": "Bridge", "uuid-name": br,
+                        "row": {"name": name, "ports": ["named-uuid", port], "datapath_type": "netdev",
+                                "external_ids": labels(owner)}}));
+        members.push(json!(["named-uuid", br]));
     }
-    transact_applied(
-        db,
-        vec![
-            json!({"op": "insert", "table": "Interface", "uuid-name": "iface",
-               "row": {"name": name, "type": "internal", "mtu_request": mtu, "external_ids": labels(owner)}}),
-            json!({"op": "insert", "table": "Port", "uuid-name": "port",
-               "row": {"name": name, "interfaces": ["named-uuid", "iface"], "external_ids": labels(owner)}}),
-            json!({"op": "insert", "table": "Bridge", "uuid-name": "br",
-               "row": {"name": name, "ports": ["named-uuid", "port"], "datapath_type": "netdev",
-                       "external_ids": labels(owner)}}),
-            json!({"op": "mutate", "table": "Open_vSwitch", "where": [],
-               "mutations": [["bridges", "insert", ["set", [["named-uuid", "br"]]]]]}),
-        ],
-    )?;
-    Ok(())
+    if !members.is_empty() {
+        ops.push(json!({"op": "mutate", "table": "Open_vSwitch", "where": [],
+                        "mutations": [["bridges", "insert", ["set", members]]]}));
+    }
+    transact_applied(db, ops)
 }
 
 pub fn set_bridge_mtu(db: &mut Ovsdb, name: &str, mtu: u32) -> Result<()> {
