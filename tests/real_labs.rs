@@ -22,6 +22,11 @@ struct Lab {
 }
 
 impl Lab {
+    /// A fresh lab of that name, or None (the test passes, saying why) without root.
+    fn as_root(name: &str) -> Option<Lab> {
+        root().then(|| Lab::new(name))
+    }
+
     fn new(name: &str) -> Lab {
         let dir = std::env::temp_dir().join(format!("cloonix-test-{name}"));
         let _ = std::fs::remove_dir_all(&dir);
@@ -166,10 +171,9 @@ fn ring(n: usize, extra: &str) -> String {
 
 #[test]
 fn a_ring_of_five_pings_and_carries_tcp_and_reapplies_to_nothing() {
-    if !root() {
+    let Some(lab) = Lab::as_root("t-ring") else {
         return;
-    }
-    let lab = Lab::new("t-ring");
+    };
     let yaml = ring(5, "");
     lab.apply(&yaml);
     for i in 1..=5usize {
@@ -205,10 +209,9 @@ fn a_ring_of_five_pings_and_carries_tcp_and_reapplies_to_nothing() {
 
 #[test]
 fn live_edits_keep_every_container_running() {
-    if !root() {
+    let Some(lab) = Lab::as_root("t-live") else {
         return;
-    }
-    let lab = Lab::new("t-live");
+    };
     let yaml = ring(5, "");
     lab.apply(&yaml);
     let before: Vec<u64> = (1..=5).map(|i| lab.init_start(&format!("r{i}"))).collect();
@@ -243,10 +246,9 @@ fn live_edits_keep_every_container_running() {
 
 #[test]
 fn drift_shows_in_diff_and_apply_repairs_it() {
-    if !root() {
+    let Some(lab) = Lab::as_root("t-drift") else {
         return;
-    }
-    let lab = Lab::new("t-drift");
+    };
     let yaml = "lans: [l1]\nendpoints:\n  a:\n    kind: cnt\n    eth: [{lan: l1, ip: 10.0.0.1/24}]\n    run: [\"ip addr add 10.0.0.100/24 dev eth0\"]\n  b:\n    kind: cnt\n    eth: [{lan: l1, ip: 10.0.0.2/24}]\n";
     lab.apply(yaml);
     assert_eq!(
@@ -296,10 +298,9 @@ fn destroy_leaves_nothing_and_labs_do_not_see_each_other() {
 
 #[test]
 fn an_apply_killed_midway_is_completed_and_cleaned() {
-    if !root() {
+    let Some(lab) = Lab::as_root("t-kill") else {
         return;
-    }
-    let lab = Lab::new("t-kill");
+    };
     let yaml = ring(6, "");
     let file = lab.file(&yaml);
     let mut child = Command::new(env!("CARGO_BIN_EXE_cloonix"))
@@ -321,10 +322,9 @@ fn an_apply_killed_midway_is_completed_and_cleaned() {
 
 #[test]
 fn bad_input_and_host_items_touch_nothing() {
-    if !root() {
+    let Some(lab) = Lab::as_root("t-refuse") else {
         return;
-    }
-    let lab = Lab::new("t-refuse");
+    };
     let bad = lab.file("lans: [l1]\nendpoints:\n  a: {kind: cnt, eth: [{lan: l2}]}\n");
     let out = lab.cloonix(&["apply", &bad]);
     assert_eq!(out.status.code(), Some(1));
@@ -378,10 +378,9 @@ fn bad_input_and_host_items_touch_nothing() {
 
 #[test]
 fn a_failing_run_command_is_reported_once_and_not_run_again() {
-    if !root() {
+    let Some(lab) = Lab::as_root("t-run") else {
         return;
-    }
-    let lab = Lab::new("t-run");
+    };
     let yaml = "lans: [l1]\nendpoints:\n  a:\n    kind: cnt\n    eth: [{lan: l1, ip: 10.0.0.1/24}]\n    run:\n      - \"echo first >> /ran\"\n      - \"echo broken; exit 3\"\n      - \"echo never >> /ran\"\n";
     let file = lab.file(yaml);
     let out = lab.cloonix(&["apply", &file]);
@@ -410,10 +409,9 @@ fn a_failing_run_command_is_reported_once_and_not_run_again() {
 
 #[test]
 fn cpu_and_ram_limits_that_cannot_be_enforced_are_said_so() {
-    if !root() {
+    let Some(lab) = Lab::as_root("t-limits") else {
         return;
-    }
-    let lab = Lab::new("t-limits");
+    };
     let file =
         lab.file("lans: [l1]\nendpoints:\n  a: {kind: cnt, cpu: 0.5, ram: 64, eth: [{lan: l1}]}\n");
     let out = lab.cloonix(&["apply", &file]);
@@ -425,10 +423,9 @@ fn cpu_and_ram_limits_that_cannot_be_enforced_are_said_so() {
 
 #[test]
 fn address_lan_and_mtu_changes_are_made_in_place() {
-    if !root() {
+    let Some(lab) = Lab::as_root("t-update") else {
         return;
-    }
-    let lab = Lab::new("t-update");
+    };
     let yaml = "lans: [l1, l2]\nendpoints:\n  a:\n    kind: cnt\n    eth:\n      - {lan: l1, ip: 10.1.0.1/24}\n      - {lan: l2, ip: 10.2.0.1/24}\n  b:\n    kind: cnt\n    eth: [{lan: l2, ip: 10.2.0.2/24}]\n";
     lab.apply(yaml);
     let start = lab.init_start("a");
@@ -462,10 +459,9 @@ fn address_lan_and_mtu_changes_are_made_in_place() {
 
 #[test]
 fn a_second_apply_waits_for_the_first_and_says_so() {
-    if !root() {
+    let Some(lab) = Lab::as_root("t-lock") else {
         return;
-    }
-    let lab = Lab::new("t-lock");
+    };
     let file = lab.file("lans: [l1]\nendpoints:\n  a: {kind: cnt, eth: [{lan: l1}]}\n");
     let held = cloonix::apply::LabLock::take("t-lock", || panic!("nobody else holds it")).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_cloonix"))
