@@ -49,7 +49,10 @@ struct Facts {
 
 impl Facts {
     fn read(cx: &Context, records: &[intent::Record]) -> Facts {
-        let namespaces: BTreeSet<String> = netns::list(&switch_ns(&cx.lab)).into_iter().collect();
+        let namespaces: BTreeSet<String> = netns::list(&switch_ns(&cx.lab))
+            .into_iter()
+            .filter(|n| netns::exists(n))
+            .collect();
         let ovs_running = ovs::running(&cx.dirs);
         let bridges = if ovs_running {
             ovs::Ovsdb::connect(&cx.dirs)

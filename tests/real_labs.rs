@@ -306,12 +306,25 @@ fn an_apply_killed_midway_is_completed_and_cleaned() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cloonix"))
         .args(["apply", &file])
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    // Killed with SIGKILL as soon as it has made something: mid-way, whatever the speed.
+    let mut progress = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while std::io::BufRead::read_line(&mut progress, &mut line).unwrap() > 0
+        && !line.contains("created")
+    {
+        line.clear();
+    }
     let _ = child.kill();
     let _ = child.wait();
+    assert!(
+        line.contains("created"),
+        "apply ended before making anything"
+    );
+    let status = lab.cloonix(&["diff", &file]).status.code();
+    assert_eq!(status, Some(2), "the killed apply had already finished");
     lab.apply(&yaml);
     assert_eq!(lab.diff_code(&yaml), 0);
     assert!(lab.ping("r1", "10.1.0.2"));

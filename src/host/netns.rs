@@ -15,8 +15,16 @@ pub fn path(name: &str) -> PathBuf {
     Path::new(NETNS_DIR).join(name)
 }
 
+/// Whether the namespace exists: its file is a namespace bound there (an nsfs mount). The
+/// bare file that an add killed before its bind mount leaves behind is no namespace.
 pub fn exists(name: &str) -> bool {
-    path(name).exists()
+    const NSFS_MAGIC: i64 = 0x6e73_6673;
+    let Ok(c) = CString::new(path(name).as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    // SAFETY: statfs into a zeroed struct we own, on a valid C string.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    unsafe { libc::statfs(c.as_ptr(), &mut st) == 0 && st.f_type as i64 == NSFS_MAGIC }
 }
 
 /// Creates the namespace (with `lo` up); one that exists already is fine.
@@ -36,6 +44,8 @@ pub fn add(name: &str) -> Result<()> {
         return within(name, || set_up("lo"));
     }
     let target = path(name);
+    // A bare file left by an add that was killed before its bind mount.
+    let _ = std::fs::remove_file(&target);
     File::options()
         .write(true)
         .create_new(true)

@@ -35,11 +35,12 @@ pub fn start(dirs: &LabDirs, ns: &str) -> Result<()> {
     if running(dirs) {
         return Ok(());
     }
+    // One daemon without the other is what an apply killed while starting them leaves.
+    stop(dirs)?;
     let d = dirs.ovs();
     std::fs::create_dir_all(&d).map_err(io("create the OVS directory"))?;
     let db = d.join("conf.db");
-    let fresh = !db.exists();
-    if fresh {
+    if !db.exists() {
         if !Path::new(SCHEMA).exists() {
             return Err(HostError::Missing {
                 program: "ovsdb-server".into(),
@@ -68,11 +69,16 @@ pub fn start(dirs: &LabDirs, ns: &str) -> Result<()> {
         "start ovsdb-server",
     )?;
     wait_for(&socket(dirs))?;
-    if fresh {
-        // ovs-vswitchd expects the one root row that `ovs-vsctl init` would make.
-        Ovsdb::connect(dirs)?.transact(vec![json!({
-            "op": "insert", "table": "Open_vSwitch", "row": {}
-        })])?;
+    // ovs-vswitchd expects the one root row that `ovs-vsctl init` would make; a database
+    // left by an interrupted start may lack it.
+    let mut db = Ovsdb::connect(dirs)?;
+    let rows = db.transact(vec![
+        json!({"op": "select", "table": "Open_vSwitch", "where": [], "columns": ["_uuid"]}),
+    ])?;
+    if rows[0]["rows"].as_array().is_none_or(|r| r.is_empty()) {
+        db.transact(vec![
+            json!({"op": "insert", "table": "Open_vSwitch", "row": {}}),
+        ])?;
     }
     run(
         ovs_command("ovs-vswitchd", dirs, ns).args([
