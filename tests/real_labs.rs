@@ -303,34 +303,41 @@ fn an_apply_killed_midway_is_completed_and_cleaned() {
     };
     let yaml = ring(6, "");
     let file = lab.file(&yaml);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cloonix"))
-        .args(["apply", &file])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Killed with SIGKILL as soon as it has made something: mid-way, whatever the speed.
-    let mut progress = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    while std::io::BufRead::read_line(&mut progress, &mut line).unwrap() > 0
-        && !line.contains("created")
-    {
-        line.clear();
+    // Killed with SIGKILL after its first, third, ... resource: each time the next apply
+    // completes the lab and destroy then leaves nothing.
+    for made in [1, 3, 8, 20, 40] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cloonix"))
+            .args(["apply", &file])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut progress = std::io::BufReader::new(child.stderr.take().unwrap());
+        let (mut line, mut seen) = (String::new(), 0);
+        while seen < made && std::io::BufRead::read_line(&mut progress, &mut line).unwrap() > 0 {
+            seen += usize::from(line.contains("created"));
+            line.clear();
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(seen, made, "apply ended before making {made} resources");
+        let status = lab.cloonix(&["diff", &file]).status.code();
+        assert_eq!(
+            status,
+            Some(2),
+            "killed after {made}: the apply had already finished"
+        );
+        lab.apply(&yaml);
+        assert_eq!(lab.diff_code(&yaml), 0, "killed after {made}");
+        assert!(lab.ping("r1", "10.1.0.2"), "killed after {made}");
+        let out = lab.cloonix(&["destroy", "t-kill"]);
+        assert!(out.status.success());
+        assert_eq!(
+            leftovers("t-kill"),
+            Vec::<String>::new(),
+            "killed after {made}"
+        );
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    assert!(
-        line.contains("created"),
-        "apply ended before making anything"
-    );
-    let status = lab.cloonix(&["diff", &file]).status.code();
-    assert_eq!(status, Some(2), "the killed apply had already finished");
-    lab.apply(&yaml);
-    assert_eq!(lab.diff_code(&yaml), 0);
-    assert!(lab.ping("r1", "10.1.0.2"));
-    let out = lab.cloonix(&["destroy", "t-kill"]);
-    assert!(out.status.success());
-    assert_eq!(leftovers("t-kill"), Vec::<String>::new());
 }
 
 #[test]
