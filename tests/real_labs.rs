@@ -505,3 +505,35 @@ fn a_second_apply_waits_for_the_first_and_says_so() {
     );
     assert!(lab.exec("a", "true").0 == 0);
 }
+
+#[test]
+fn a_destroy_killed_midway_is_finished_by_the_next() {
+    let Some(lab) = Lab::as_root("t-undo") else {
+        return;
+    };
+    let yaml = ring(6, "");
+    for gone in [1, 10, 30] {
+        lab.apply(&yaml);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cloonix"))
+            .args(["destroy", "t-undo"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut progress = std::io::BufReader::new(child.stderr.take().unwrap());
+        let (mut line, mut seen) = (String::new(), 0);
+        while seen < gone && std::io::BufRead::read_line(&mut progress, &mut line).unwrap() > 0 {
+            seen += usize::from(line.contains("destroyed"));
+            line.clear();
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let out = lab.cloonix(&["destroy", "t-undo"]);
+        assert!(out.status.success(), "killed after {gone}");
+        assert_eq!(
+            leftovers("t-undo"),
+            Vec::<String>::new(),
+            "killed after {gone}"
+        );
+    }
+}
