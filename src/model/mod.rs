@@ -174,7 +174,7 @@ pub struct Container {
 pub struct Eth {
     /// The interface name inside the endpoint (default `eth<position>`).
     #[serde(default)]
-    #[schemars(regex(pattern = r"^[a-z][a-z0-9_]{0,14}$"))]
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9_]{0,14}$"), transform = no_default)]
     pub name: String,
     /// The lan it is plugged into.
     pub lan: String,
@@ -436,6 +436,12 @@ pub struct Check {
     /// How long to keep retrying (default 30s).
     #[serde(default = "default_within")]
     pub within: Duration,
+}
+
+/// Optional in the file, but its default (`eth<position>`) is no constant: drop the `""`
+/// that `#[serde(default)]` would show editors.
+fn no_default(schema: &mut schemars::Schema) {
+    schema.remove("default");
 }
 
 fn default_mtu() -> u32 {
