@@ -1,7 +1,7 @@
 //! The plan as people read it: one line per file item with `+`, `-`, `~` or `-/+`, the
 //! low-level steps beneath with `-v`, and the closing count.
 
-use super::{ItemChange, ItemOp, Op, Plan};
+use super::{ItemChange, ItemOp, Plan};
 use crate::graph::Item;
 use serde::Serialize;
 use std::fmt::Write;
@@ -86,12 +86,7 @@ pub fn render_text(plan: &Plan, file: &str, verbose: bool) -> String {
         if verbose {
             for &i in &c.steps {
                 let s = &plan.steps[i];
-                let op = match s.op {
-                    Op::Create => "create",
-                    Op::Update => "update",
-                    Op::Destroy => "destroy",
-                };
-                let _ = writeln!(out, "{indent}    · {op} {}", s.id);
+                let _ = writeln!(out, "{indent}    · {} {}", s.op_name(), s.id);
             }
         }
     }
