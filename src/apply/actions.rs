@@ -74,9 +74,8 @@ pub fn perform(step: &Step, cx: &Context) -> Result<()> {
         (Spec::SwitchNs, Op::Update) => Ok(()),
         (Spec::Ovs, Op::Create | Op::Update) => ovs::start(&cx.dirs, &switch_ns(&cx.lab)),
         (Spec::Ovs, Op::Destroy) => ovs::stop(&cx.dirs),
-        (Spec::Bridge { mtu, .. }, Op::Create) => {
-            ovs::add_bridge(&mut cx.db()?, &r.id.name, *mtu, &owner)
-        }
+        // The executor does a wave's of these at once; one alone is a batch of one.
+        (Spec::Bridge { .. } | Spec::Port(_), Op::Create) => create_in_switch(&[step], cx),
         (Spec::Bridge { mtu, .. }, Op::Update) => {
             ovs::set_bridge_mtu(&mut cx.db()?, &r.id.name, *mtu)
         }
@@ -108,14 +107,7 @@ pub fn perform(step: &Step, cx: &Context) -> Result<()> {
             link::delete(&outer)?;
             link::delete(&inner)
         }
-        (Spec::Port(p), Op::Create) => {
-            // A row left from before (its device gone and made anew) is made anew too, so
-            // that the datapath opens the new device.
-            let mut db = cx.db()?;
-            ovs::del_port(&mut db, &p.ifname)?;
-            ovs::add_port(&mut db, &p.lan, &p.ifname, &owner)
-        }
-        (Spec::Port(p), Op::Update) => ovs::add_port(&mut cx.db()?, &p.lan, &p.ifname, &owner),
+        (Spec::Port(p), Op::Update) => ovs::move_port(&mut cx.db()?, &p.lan, &p.ifname, &owner),
         (Spec::Port(p), Op::Destroy) => match cx.db() {
             Ok(mut db) => ovs::del_port(&mut db, &p.ifname),
             // No database, no port.

@@ -335,10 +335,6 @@ fn owner(ids: &Value) -> Option<String> {
     })
 }
 
-pub fn add_bridge(db: &mut Ovsdb, name: &str, mtu: u32, owner: &str) -> Result<()> {
-    add_new_bridges(db, &[(name, mtu, owner)])
-}
-
 /// Makes many bridges at once, `(name, mtu, owner)` each, in one transaction applied by
 /// ovs-vswitchd once; a bridge that is there already (an interrupted apply made it) only
 /// gets its MTU.
@@ -348,10 +344,7 @@ pub fn add_new_bridges(db: &mut Ovsdb, bridges: &[(&str, u32, &str)]) -> Result<
     let mut members = Vec::new();
     for (i, (name, mtu, owner)) in bridges.iter().enumerate() {
         if existing.contains_key(*name) {
-            ops.push(
-                json!({"op": "update", "table": "Interface", "where": [["name", "==", name]],
-                            "row": {"mtu_request": mtu}}),
-            );
+            ops.push(set_mtu(name, *mtu));
             continue;
         }
         let (iface, port, br) = (format!("iface{i}"), format!("port{i}"), format!("br{i}"));
@@ -372,11 +365,14 @@ pub fn add_new_bridges(db: &mut Ovsdb, bridges: &[(&str, u32, &str)]) -> Result<
 }
 
 pub fn set_bridge_mtu(db: &mut Ovsdb, name: &str, mtu: u32) -> Result<()> {
-    db.transact(vec![
-        json!({"op": "update", "table": "Interface", "where": [["name", "==", name]],
-                            "row": {"mtu_request": mtu}}),
-    ])?;
+    db.transact(vec![set_mtu(name, mtu)])?;
     Ok(())
+}
+
+/// The operation that sets the MTU of a bridge's own interface.
+fn set_mtu(name: &str, mtu: u32) -> Value {
+    json!({"op": "update", "table": "Interface", "where": [["name", "==", name]],
+           "row": {"mtu_request": mtu}})
 }
 
 fn uuid_of(db: &mut Ovsdb, table: &str, name: &str) -> Result<Option<Value>> {
@@ -399,32 +395,20 @@ pub fn del_bridge(db: &mut Ovsdb, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Attaches interface `ifname` (in the switch namespace) to `bridge`, or moves it there.
-pub fn add_port(db: &mut Ovsdb, bridge: &str, ifname: &str, owner: &str) -> Result<()> {
-    if let Some(uuid) = uuid_of(db, "Port", ifname)? {
-        transact_applied(
-            db,
-            vec![
-                json!({"op": "mutate", "table": "Bridge", "where": [["ports", "includes", uuid]],
-                   "mutations": [["ports", "delete", ["set", [uuid]]]]}),
-                json!({"op": "mutate", "table": "Bridge", "where": [["name", "==", bridge]],
-                   "mutations": [["ports", "insert", ["set", [uuid]]]]}),
-            ],
-        )?;
-        return Ok(());
-    }
+/// Moves port `ifname` to `bridge`; one whose row vanished meanwhile is made anew there.
+pub fn move_port(db: &mut Ovsdb, bridge: &str, ifname: &str, owner: &str) -> Result<()> {
+    let Some(uuid) = uuid_of(db, "Port", ifname)? else {
+        return add_new_ports(db, &[(bridge, ifname, owner)]);
+    };
     transact_applied(
         db,
         vec![
-            json!({"op": "insert", "table": "Interface", "uuid-name": "iface",
-               "row": {"name": ifname, "external_ids": labels(owner)}}),
-            json!({"op": "insert", "table": "Port", "uuid-name": "port",
-               "row": {"name": ifname, "interfaces": ["named-uuid", "iface"], "external_ids": labels(owner)}}),
+            json!({"op": "mutate", "table": "Bridge", "where": [["ports", "includes", uuid]],
+                   "mutations": [["ports", "delete", ["set", [uuid]]]]}),
             json!({"op": "mutate", "table": "Bridge", "where": [["name", "==", bridge]],
-               "mutations": [["ports", "insert", ["set", [["named-uuid", "port"]]]]]}),
+                   "mutations": [["ports", "insert", ["set", [uuid]]]]}),
         ],
-    )?;
-    Ok(())
+    )
 }
 
 /// Attaches many new ports at once, `(bridge, ifname, owner)` each: one transaction and
