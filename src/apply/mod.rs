@@ -169,9 +169,7 @@ pub fn destroy(lab: &str, progress: &(dyn Fn(&str) + Sync)) -> Report {
     }
     for m in crate::host::crun::mounts() {
         if m.starts_with(&cx.dirs.root) {
-            let target = std::ffi::CString::new(m.as_os_str().as_encoded_bytes()).expect("no NUL");
-            // SAFETY: a C string that outlives the call.
-            unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+            crate::host::unmount(&m);
         }
     }
     sweep("ovs".into(), crate::host::ovs::stop(&cx.dirs));

@@ -90,9 +90,7 @@ pub fn mount_root(p: &Paths, image: &Path) -> Result<()> {
 /// Unmounts the root and removes every file of the container.
 pub fn remove_root(p: &Paths) -> Result<()> {
     if is_mounted(&p.merged()) {
-        let target = cstr(&p.merged());
-        // SAFETY: a C string that outlives the call.
-        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+        super::unmount(&p.merged());
     }
     match std::fs::remove_dir_all(&p.dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {

@@ -105,6 +105,15 @@ pub fn alive(pid: i32) -> bool {
     }
 }
 
+/// Detaches whatever is mounted on `path`; nothing mounted there is fine.
+pub fn unmount(path: &std::path::Path) {
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
+        return;
+    };
+    // SAFETY: a C string that outlives the call; failing (not mounted) is fine.
+    unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+}
+
 /// Where one lab keeps its runtime files.
 #[derive(Debug, Clone)]
 pub struct LabDirs {

@@ -97,9 +97,7 @@ fn netns_dir_ready() -> bool {
 /// Deletes the namespace; one that is gone already is fine.
 pub fn del(name: &str) -> Result<()> {
     let target = path(name);
-    let c = CString::new(target.as_os_str().as_encoded_bytes()).expect("no NUL");
-    // SAFETY: a C string that outlives the call; failing (not mounted) is fine.
-    unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+    super::unmount(&target);
     match std::fs::remove_file(&target) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             Err(io(format!("remove {}", target.display()))(e))
