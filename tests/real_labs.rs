@@ -52,6 +52,26 @@ impl Lab {
             .unwrap()
     }
 
+    /// Runs `cloonix ARGS` and kills it with SIGKILL as soon as it has reported `n` progress
+    /// lines containing `word`; how many it reported (fewer when it ended first).
+    fn kill_after(&self, args: &[&str], word: &str, n: usize) -> usize {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cloonix"))
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut progress = std::io::BufReader::new(child.stderr.take().unwrap());
+        let (mut line, mut seen) = (String::new(), 0);
+        while seen < n && std::io::BufRead::read_line(&mut progress, &mut line).unwrap() > 0 {
+            seen += usize::from(line.contains(word));
+            line.clear();
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        seen
+    }
+
     /// Applies `yaml`, asserting success.
     fn apply(&self, yaml: &str) -> String {
         let file = self.file(yaml);
@@ -306,20 +326,7 @@ fn an_apply_killed_midway_is_completed_and_cleaned() {
     // Killed with SIGKILL after its first, third, ... resource: each time the next apply
     // completes the lab and destroy then leaves nothing.
     for made in [1, 3, 8, 20, 40] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cloonix"))
-            .args(["apply", &file])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut progress = std::io::BufReader::new(child.stderr.take().unwrap());
-        let (mut line, mut seen) = (String::new(), 0);
-        while seen < made && std::io::BufRead::read_line(&mut progress, &mut line).unwrap() > 0 {
-            seen += usize::from(line.contains("created"));
-            line.clear();
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+        let seen = lab.kill_after(&["apply", &file], "created", made);
         assert_eq!(seen, made, "apply ended before making {made} resources");
         let status = lab.cloonix(&["diff", &file]).status.code();
         assert_eq!(
@@ -514,20 +521,7 @@ fn a_destroy_killed_midway_is_finished_by_the_next() {
     let yaml = ring(6, "");
     for gone in [1, 10, 30] {
         lab.apply(&yaml);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cloonix"))
-            .args(["destroy", "t-undo"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut progress = std::io::BufReader::new(child.stderr.take().unwrap());
-        let (mut line, mut seen) = (String::new(), 0);
-        while seen < gone && std::io::BufRead::read_line(&mut progress, &mut line).unwrap() > 0 {
-            seen += usize::from(line.contains("destroyed"));
-            line.clear();
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+        lab.kill_after(&["destroy", "t-undo"], "destroyed", gone);
         let out = lab.cloonix(&["destroy", "t-undo"]);
         assert!(out.status.success(), "killed after {gone}");
         assert_eq!(
