@@ -39,6 +39,23 @@ impl Socket {
         }
         Ok(Socket(fd))
     }
+
+    /// Sends one message: a netlink header of `kind` and `flags`, then `body`.
+    fn send(&self, kind: u16, flags: u16, body: &[u8]) -> io::Result<()> {
+        let len = 16 + body.len();
+        let mut msg = Vec::with_capacity(len);
+        msg.extend_from_slice(&(len as u32).to_ne_bytes());
+        msg.extend_from_slice(&kind.to_ne_bytes());
+        msg.extend_from_slice(&flags.to_ne_bytes());
+        msg.extend_from_slice(&1u32.to_ne_bytes());
+        msg.extend_from_slice(&0u32.to_ne_bytes());
+        msg.extend_from_slice(body);
+        // SAFETY: sending a buffer we own on our socket.
+        if unsafe { libc::send(self.0, msg.as_ptr().cast(), msg.len(), 0) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
 }
 
 impl Drop for Socket {
@@ -54,18 +71,11 @@ fn align(n: usize) -> usize {
 
 /// Sends one dump request and returns the payloads of its answers of type `want`.
 fn dump(sock: &Socket, request: u16, want: u16, body: &[u8]) -> io::Result<Vec<Vec<u8>>> {
-    let len = 16 + body.len();
-    let mut msg = Vec::with_capacity(len);
-    msg.extend_from_slice(&(len as u32).to_ne_bytes());
-    msg.extend_from_slice(&request.to_ne_bytes());
-    msg.extend_from_slice(&((libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16).to_ne_bytes());
-    msg.extend_from_slice(&1u32.to_ne_bytes());
-    msg.extend_from_slice(&0u32.to_ne_bytes());
-    msg.extend_from_slice(body);
-    // SAFETY: sending a buffer we own on our socket.
-    if unsafe { libc::send(sock.0, msg.as_ptr().cast(), msg.len(), 0) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    sock.send(
+        request,
+        (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16,
+        body,
+    )?;
     let mut out = Vec::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
@@ -216,20 +226,11 @@ fn ifinfo(index: i32, flags: u32, change: u32) -> Vec<u8> {
 /// Sends one request and waits for its acknowledgement.
 fn request(kind: u16, flags: u16, body: &[u8]) -> io::Result<()> {
     let sock = Socket::open()?;
-    let len = 16 + body.len();
-    let mut msg = Vec::with_capacity(len);
-    msg.extend_from_slice(&(len as u32).to_ne_bytes());
-    msg.extend_from_slice(&kind.to_ne_bytes());
-    msg.extend_from_slice(
-        &(libc::NLM_F_REQUEST as u16 | libc::NLM_F_ACK as u16 | flags).to_ne_bytes(),
-    );
-    msg.extend_from_slice(&1u32.to_ne_bytes());
-    msg.extend_from_slice(&0u32.to_ne_bytes());
-    msg.extend_from_slice(body);
-    // SAFETY: sending a buffer we own on our socket.
-    if unsafe { libc::send(sock.0, msg.as_ptr().cast(), msg.len(), 0) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    sock.send(
+        kind,
+        (libc::NLM_F_REQUEST | libc::NLM_F_ACK) as u16 | flags,
+        body,
+    )?;
     let mut buf = vec![0u8; 8192];
     // SAFETY: receiving into a buffer we own, of the size given.
     let n = unsafe { libc::recv(sock.0, buf.as_mut_ptr().cast(), buf.len(), 0) };
