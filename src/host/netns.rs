@@ -87,11 +87,19 @@ pub fn add(name: &str) -> Result<()> {
 }
 
 /// Whether `/run/netns` is the shared mount point that namespace files are bound under.
+/// Once it is, it stays so: remembered, so that an apply of hundreds of namespaces does
+/// not read the (growing) mount table once each.
 fn netns_dir_ready() -> bool {
-    std::fs::read_to_string("/proc/self/mountinfo")
+    static READY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if READY.load(std::sync::atomic::Ordering::Relaxed) {
+        return true;
+    }
+    let ready = std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap_or_default()
         .lines()
-        .any(|l| l.split(' ').nth(4) == Some(NETNS_DIR) && l.contains(" shared:"))
+        .any(|l| l.split(' ').nth(4) == Some(NETNS_DIR) && l.contains(" shared:"));
+    READY.store(ready, std::sync::atomic::Ordering::Relaxed);
+    ready
 }
 
 /// Deletes the namespace; one that is gone already is fine.
