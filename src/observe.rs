@@ -1,178 +1,140 @@
-//! Reads a lab back from the host into a graph: the intent cloonix recorded, each resource
-//! checked against the real object in batched reads (one OVSDB transaction, one link dump
-//! per namespace, one scan of crun's state, one read of the mount table). A resource whose
-//! object is gone is left out (drift, which apply restores); attributes the host can tell
-//! (MAC, MTU, addresses, a port's bridge, a file's content) are taken from the host.
-//! Only objects cloonix recorded are looked at: everything else on the host is foreign.
+//! Reads a lab back from the host: the intent cloonix recorded, each resource checked by
+//! its kind against the batched facts (one OVSDB transaction, one link dump per namespace,
+//! one read of the mount table) and the identities in its receipt. A resource whose object
+//! is gone is left out of the graph (drift, which apply restores); one cloonix cannot
+//! vouch for is kept but tainted (apply replaces it); attributes the host can tell (MAC,
+//! MTU, addresses, a port's bridge, a file's content) are taken from the host. Only
+//! objects cloonix recorded are looked at: everything else on the host is foreign.
 
-use crate::apply::Context;
-use crate::graph::names::{endpoint_ns, switch_ns};
-use crate::graph::{Graph, Netns, Resource, Spec};
-use crate::host::{crun, intent, link, netns, ovs};
+use crate::graph::{Graph, Resource, ResourceId};
+use crate::host::{Lab, intent};
+use crate::kinds::{self, Facts, Needs, Seen};
+use crate::status::LabStatus;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+
+/// A lab as observed.
+pub struct Observation {
+    pub lab: Lab,
+    /// What exists (present or tainted), with what lives in what.
+    pub graph: Graph,
+    /// Every record, each with its resource as observed, its receipt and what was seen.
+    pub entries: Vec<Entry>,
+}
+
+pub struct Entry {
+    pub resource: Resource,
+    pub receipt: serde_json::Value,
+    pub seen: Seen,
+}
 
 /// The observed lab (empty when it does not exist).
 pub fn observe(lab: &str) -> Graph {
-    let cx = Context::new(lab);
-    let records = intent::read_all(&cx.dirs);
-    let mut g = Graph::new(lab);
+    observe_lab(&Lab::new(lab)).graph
+}
+
+pub fn observe_lab(lab: &Lab) -> Observation {
+    let records = intent::read_all(lab);
+    let mut graph = Graph::new(&lab.name);
     if records.is_empty() {
-        return g;
+        return Observation {
+            lab: lab.clone(),
+            graph,
+            entries: Vec::new(),
+        };
     }
-    let facts = Facts::read(&cx, &records);
-    let mut kept = BTreeSet::new();
+    let mut needs = Needs::default();
     for rec in &records {
-        if let Some(r) = facts.check(&cx, &rec.resource) {
-            kept.insert(r.id.clone());
-            g.insert(r);
+        kinds::needs(lab, &rec.resource, &mut needs);
+    }
+    let facts = Facts::read(lab, &needs);
+    let mut kept = BTreeSet::new();
+    let mut entries = Vec::with_capacity(records.len());
+    for rec in &records {
+        let mut r = rec.resource.clone();
+        let seen = kinds::observe(lab, &facts, &mut r, &rec.receipt);
+        match &seen {
+            Seen::Present => {}
+            Seen::Tainted(why) => r.tainted = Some(why.clone()),
+            Seen::Gone => {}
         }
+        if seen != Seen::Gone {
+            kept.insert(r.id.clone());
+            graph.insert(r.clone());
+        }
+        entries.push(Entry {
+            resource: r,
+            receipt: rec.receipt.clone(),
+            seen,
+        });
     }
     for rec in &records {
         for (to, dep) in &rec.deps {
             if kept.contains(&rec.resource.id) && kept.contains(to) {
-                g.depend(&rec.resource.id, to, *dep);
+                graph.depend(&rec.resource.id, to, *dep);
             }
         }
     }
-    g
+    taint_homes(&mut graph);
+    Observation {
+        lab: lab.clone(),
+        graph,
+        entries,
+    }
 }
 
-/// Everything observe needs from the host, read once.
-struct Facts {
-    namespaces: BTreeSet<String>,
-    ovs_running: bool,
-    bridges: BTreeMap<String, ovs::BridgeRow>,
-    links: BTreeMap<Option<String>, BTreeMap<String, link::LinkState>>,
-    mounts: BTreeSet<PathBuf>,
+/// A tainted resource taints the parts of its own item that it lives in: a container
+/// whose `run` commands were interrupted leaves its root filesystem and namespace in a
+/// state nobody knows, so the whole endpoint is made anew (and, through what lives in
+/// those, its interfaces), not the container alone on the same writable layer.
+fn taint_homes(graph: &mut Graph) {
+    let mut work: Vec<(ResourceId, String)> = graph
+        .resources()
+        .filter_map(|r| Some((r.id.clone(), r.tainted.clone()?)))
+        .collect();
+    while let Some((id, why)) = work.pop() {
+        let Some(item) = graph.get(&id).map(|r| r.item.clone()) else {
+            continue;
+        };
+        let homes: Vec<ResourceId> = graph
+            .deps(&id)
+            .into_iter()
+            .filter(|(_, d)| *d == crate::graph::Dep::LivesIn)
+            .map(|(h, _)| h.clone())
+            .collect();
+        for home in homes {
+            let Some(mut r) = graph.get(&home).cloned() else {
+                continue;
+            };
+            if r.item == item && r.tainted.is_none() {
+                r.tainted = Some(why.clone());
+                graph.insert(r);
+                work.push((home, why.clone()));
+            }
+        }
+    }
 }
 
-impl Facts {
-    fn read(cx: &Context, records: &[intent::Record]) -> Facts {
-        let namespaces: BTreeSet<String> = netns::list(&switch_ns(&cx.lab))
-            .into_iter()
-            .filter(|n| netns::exists(n))
-            .collect();
-        let ovs_running = ovs::running(&cx.dirs);
-        let bridges = if ovs_running {
-            ovs::Ovsdb::connect(&cx.dirs)
-                .and_then(|mut db| ovs::dump(&mut db))
-                .unwrap_or_default()
-        } else {
-            BTreeMap::new()
-        };
-        // The namespaces whose links matter, each dumped once, in parallel.
-        let mut wanted: BTreeSet<Option<String>> = BTreeSet::new();
-        for r in records {
-            if let Spec::Port(_) = &r.resource.spec {
-                wanted.insert(Some(switch_ns(&cx.lab)));
-            }
-            if let Spec::Veth(v) = &r.resource.spec {
-                wanted.insert(Some(switch_ns(&cx.lab)));
-                wanted.insert(match &v.ns {
-                    Netns::Host => None,
-                    Netns::Endpoint(e) => Some(endpoint_ns(&cx.lab, e)),
-                });
-            }
-        }
-        let wanted: Vec<Option<String>> = wanted
-            .into_iter()
-            .filter(|ns| ns.as_ref().is_none_or(|n| namespaces.contains(n)))
-            .collect();
-        let links = std::thread::scope(|s| {
-            let handles: Vec<_> = wanted
-                .chunks(wanted.len().div_ceil(16).max(1))
-                .map(|chunk| {
-                    s.spawn(move || {
-                        chunk
-                            .iter()
-                            .filter_map(|ns| Some((ns.clone(), link::dump(ns.as_deref()).ok()?)))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_default())
-                .collect()
-        });
-        Facts {
-            namespaces,
-            ovs_running,
-            bridges,
-            links,
-            mounts: crun::mounts().into_iter().collect(),
-        }
+impl Observation {
+    /// Each recorded resource's receipt, for the executor.
+    pub fn receipts(&self) -> BTreeMap<ResourceId, serde_json::Value> {
+        self.entries
+            .iter()
+            .map(|e| (e.resource.id.clone(), e.receipt.clone()))
+            .collect()
     }
 
-    fn link(&self, ns: Option<String>, name: &str) -> Option<&link::LinkState> {
-        self.links.get(&ns)?.get(name)
+    /// Whether the lab has anything on record.
+    pub fn exists(&self) -> bool {
+        !self.entries.is_empty()
     }
 
-    /// The resource as it really is, or None when its object is gone.
-    fn check(&self, cx: &Context, recorded: &Resource) -> Option<Resource> {
-        let mut r = recorded.clone();
-        let name = r.id.name.clone();
-        let present = match &mut r.spec {
-            Spec::SwitchNs => self.namespaces.contains(&switch_ns(&cx.lab)),
-            Spec::Ovs => self.ovs_running,
-            Spec::Bridge { mtu, .. } => match self.bridges.get(&name) {
-                Some(row) if row.owner.as_deref() == Some(&recorded.id.to_string()) => {
-                    if let Some(m) = row.mtu {
-                        *mtu = m;
-                    }
-                    true
-                }
-                _ => false,
-            },
-            Spec::EndpointNs { .. } => self.namespaces.contains(&endpoint_ns(&cx.lab, &name)),
-            Spec::Veth(v) => {
-                let inner_ns = match &v.ns {
-                    Netns::Host => None,
-                    Netns::Endpoint(e) => Some(endpoint_ns(&cx.lab, e)),
-                };
-                let peer = self.link(Some(switch_ns(&cx.lab)), &v.peer);
-                match (self.link(inner_ns, &v.ifname), peer) {
-                    (Some(state), Some(_)) => {
-                        v.mac = state.mac.unwrap_or(v.mac);
-                        v.mtu = state.mtu;
-                        // Only the addresses cloonix set count: one that a daemon or a
-                        // `run` command added is not drift.
-                        v.ips.retain(|ip| state.ips.contains(ip));
-                        true
-                    }
-                    _ => false,
-                }
-            }
-            Spec::Port(p) => {
-                let on = self
-                    .bridges
-                    .iter()
-                    .find(|(_, b)| b.ports.contains_key(&p.ifname));
-                // A port whose device vanished is no port: the datapath does not take a
-                // new device of the same name back by itself.
-                let device = self.link(Some(switch_ns(&cx.lab)), &p.ifname).is_some();
-                match on {
-                    Some((bridge, _)) if device => {
-                        p.lan = bridge.clone();
-                        true
-                    }
-                    _ => false,
-                }
-            }
-            Spec::Rootfs(_) => self.mounts.contains(&cx.paths(&name).merged()),
-            Spec::File(f) => match crun::read_file(&cx.paths(&f.endpoint).merged(), &f.path) {
-                Some(content) => {
-                    f.content = content;
-                    true
-                }
-                None => false,
-            },
-            Spec::Container(_) => {
-                crun::pid(&cx.dirs.crun_root(), &cx.container_id(&name)).is_some()
-            }
-            _ => true,
-        };
-        present.then_some(r)
+    /// The lab's status as its kinds report it.
+    pub fn status(&self) -> LabStatus {
+        let mut out = LabStatus::new(&self.lab.name);
+        for e in &self.entries {
+            kinds::report(&self.lab, &e.resource, &e.receipt, &e.seen, &mut out);
+        }
+        out.settle();
+        out
     }
 }

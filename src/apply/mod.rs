@@ -1,21 +1,24 @@
-//! The executor: runs a plan's waves on the host, the steps of a wave in parallel, records
-//! intent after each step, and reports every failure with the resource it concerns.
-//! One apply per lab at a time: a second one waits on the lab's lock.
+//! The executor: runs a plan's waves on the host, the steps of a wave in parallel (in the
+//! lanes their kinds ask for), records intent and receipts as steps end, and reports every
+//! failure with the resource it concerns. One apply per lab at a time: a second one waits
+//! on the lab's lock. It reaches the host only through the resource kinds.
 
-pub mod actions;
+mod destroy;
 mod lock;
 
-pub use actions::Context;
+pub use destroy::{destroy, labs};
 pub use lock::LabLock;
 
-use crate::graph::Graph;
-use crate::host::{HostError, intent};
-use crate::plan::{Op, Plan};
+use crate::graph::{Graph, ResourceId};
+use crate::host::{HostError, Lab, intent};
+use crate::kinds::{self, Lane, StepCx};
+use crate::plan::{Op, Plan, Step};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// How many steps of one wave run at once: most wait on a process or the kernel.
+/// How many units of one wave run at once: most wait on a process or the kernel.
 const PARALLEL: usize = 8;
 
 #[derive(Debug, Clone, Serialize)]
@@ -37,26 +40,153 @@ impl Report {
     }
 }
 
+/// Work that one worker does: a batch of creates made by one call, steps that must run
+/// one after another, or one step.
+enum Unit {
+    Batch(Vec<usize>),
+    Serial(Vec<usize>),
+    One(usize),
+}
+
+fn units(plan: &Plan, wave: &[usize]) -> Vec<Unit> {
+    let mut batches: BTreeMap<Lane, Vec<usize>> = BTreeMap::new();
+    let mut serial: BTreeMap<Lane, Vec<usize>> = BTreeMap::new();
+    let mut out = Vec::new();
+    for &i in wave {
+        let step = &plan.steps[i];
+        match kinds::lane(&step.resource) {
+            lane @ Lane::Batch(_) if step.op == Op::Create => {
+                batches.entry(lane).or_default().push(i)
+            }
+            lane @ Lane::Serial(_) => serial.entry(lane).or_default().push(i),
+            Lane::Batch(_) | Lane::Free => out.push(Unit::One(i)),
+        }
+    }
+    // Batches first in the list: they are few and each does the work of many.
+    let mut all: Vec<Unit> = batches.into_values().map(Unit::Batch).collect();
+    all.extend(serial.into_values().map(Unit::Serial));
+    all.extend(out);
+    all
+}
+
 /// Runs `plan`, wave by wave; stops after the first wave that has a failure. `desired`
-/// gives what each made resource depends on, for the intent record. `progress` is told of
-/// each step as it ends.
+/// gives what each made resource depends on, for its record; `receipts` are those of the
+/// observed resources. `progress` is told of each step as it ends.
 pub fn execute(
     plan: &Plan,
     desired: &Graph,
-    cx: &Context,
+    lab: &Lab,
+    receipts: &BTreeMap<ResourceId, serde_json::Value>,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Report {
-    let failures = Mutex::new(Vec::new());
-    let done = AtomicUsize::new(0);
-    let finish = |step: &crate::plan::Step, result: Result<(), HostError>| {
-        let result = match result.and_then(|()| record(step.op, step, desired, cx)) {
-            // The container exists: record it, so that a later apply does not start it
-            // again, and report the failed command.
-            Err(HostError::RunFailed(msg)) => {
-                record(step.op, step, desired, cx).and(Err(HostError::RunFailed(msg)))
+    let ex = Executor {
+        plan,
+        desired,
+        lab,
+        receipts,
+        progress,
+        failures: Mutex::new(Vec::new()),
+        done: AtomicUsize::new(0),
+    };
+    for wave in &plan.waves {
+        let units = units(plan, wave);
+        let next = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..PARALLEL.min(units.len()) {
+                scope.spawn(|| {
+                    while let Some(unit) = units.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        ex.run(unit);
+                    }
+                });
             }
-            other => other,
+        });
+        if !ex.failures.lock().expect("no panics while held").is_empty() {
+            break;
+        }
+    }
+    Report {
+        done: ex.done.into_inner(),
+        failures: ex.failures.into_inner().expect("no panics while held"),
+    }
+}
+
+struct Executor<'a> {
+    plan: &'a Plan,
+    desired: &'a Graph,
+    lab: &'a Lab,
+    receipts: &'a BTreeMap<ResourceId, serde_json::Value>,
+    progress: &'a (dyn Fn(&str) + Sync),
+    failures: Mutex<Vec<Failure>>,
+    done: AtomicUsize,
+}
+
+impl Executor<'_> {
+    fn run(&self, unit: &Unit) {
+        match unit {
+            Unit::One(i) => self.step(&self.plan.steps[*i]),
+            Unit::Serial(steps) => steps.iter().for_each(|&i| self.step(&self.plan.steps[i])),
+            Unit::Batch(steps) => {
+                let rs: Vec<_> = steps
+                    .iter()
+                    .map(|&i| &self.plan.steps[i].resource)
+                    .collect();
+                let made = kinds::create_batch(self.lab, &rs);
+                for &i in steps {
+                    let step = &self.plan.steps[i];
+                    let result = match &made {
+                        Ok(()) => self.record(step, serde_json::Value::Null),
+                        Err(e) => Err(HostError::Other(e.to_string())),
+                    };
+                    self.finish(step, result);
+                }
+            }
+        }
+    }
+
+    /// Carries out one step and records what it left.
+    fn step(&self, step: &Step) {
+        let checkpoint = |receipt| self.record(step, receipt);
+        let cx = StepCx {
+            lab: self.lab,
+            id: &step.id,
+            checkpoint: &checkpoint,
         };
+        let receipt = || self.receipts.get(&step.id).cloned().unwrap_or_default();
+        let result = match (step.op, &step.before) {
+            (Op::Create, _) => {
+                kinds::create(&cx, &step.resource).and_then(|r| self.record(step, r))
+            }
+            (Op::Update, Some(before)) => kinds::update(&cx, before, &step.resource, &receipt())
+                .and_then(|r| self.record(step, r)),
+            (Op::Update, None) => Err(HostError::Other(format!(
+                "{}: an update without the resource as it was",
+                step.id
+            ))),
+            (Op::Destroy, _) => kinds::destroy(&cx, &step.resource, &receipt())
+                .and_then(|()| intent::remove(self.lab, &step.id)),
+        };
+        self.finish(step, result);
+    }
+
+    /// Records a made or changed resource with its receipt.
+    fn record(&self, step: &Step, receipt: serde_json::Value) -> Result<(), HostError> {
+        let deps = self
+            .desired
+            .deps(&step.id)
+            .into_iter()
+            .map(|(id, d)| (id.clone(), d))
+            .collect();
+        intent::write(
+            self.lab,
+            &intent::Record {
+                resource: step.resource.clone(),
+                deps,
+                receipt,
+            },
+        )
+    }
+
+    fn finish(&self, step: &Step, result: Result<(), HostError>) {
         let verb = match step.op {
             Op::Create => "created",
             Op::Update => "updated",
@@ -64,12 +194,12 @@ pub fn execute(
         };
         match result {
             Ok(()) => {
-                done.fetch_add(1, Ordering::Relaxed);
-                progress(&format!("{verb} {}", step.id));
+                self.done.fetch_add(1, Ordering::Relaxed);
+                (self.progress)(&format!("{verb} {}", step.id));
             }
             Err(e) => {
-                progress(&format!("FAILED {} {}: {e}", step.op_name(), step.id));
-                failures
+                (self.progress)(&format!("FAILED {} {}: {e}", step.op_name(), step.id));
+                self.failures
                     .lock()
                     .expect("no panics while held")
                     .push(Failure {
@@ -78,128 +208,5 @@ pub fn execute(
                     });
             }
         }
-    };
-    for wave in &plan.waves {
-        // A wave's new bridges and ports go to OVS in one transaction; the rest run in parallel.
-        let (ports, rest): (Vec<usize>, Vec<usize>) = wave
-            .iter()
-            .partition(|&&s| actions::is_switch_create(&plan.steps[s]));
-        if !ports.is_empty() {
-            let steps: Vec<&crate::plan::Step> = ports.iter().map(|&s| &plan.steps[s]).collect();
-            match actions::create_in_switch(&steps, cx) {
-                Ok(()) => steps.iter().for_each(|s| finish(s, Ok(()))),
-                Err(e) => {
-                    let msg = e.to_string();
-                    steps
-                        .iter()
-                        .for_each(|s| finish(s, Err(HostError::Other(msg.clone()))));
-                }
-            }
-        }
-        let next = AtomicUsize::new(0);
-        std::thread::scope(|scope| {
-            for _ in 0..PARALLEL.min(rest.len()) {
-                scope.spawn(|| {
-                    while let Some(&s) = rest.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        let step = &plan.steps[s];
-                        finish(step, actions::perform(step, cx));
-                    }
-                });
-            }
-        });
-        if !failures.lock().expect("no panics while held").is_empty() {
-            break;
-        }
     }
-    Report {
-        done: done.into_inner(),
-        failures: failures.into_inner().expect("no panics while held"),
-    }
-}
-
-fn record(
-    op: Op,
-    step: &crate::plan::Step,
-    desired: &Graph,
-    cx: &Context,
-) -> Result<(), HostError> {
-    match op {
-        Op::Destroy => intent::remove(&cx.dirs, &step.id),
-        Op::Create | Op::Update => {
-            let deps = desired
-                .deps(&step.id)
-                .into_iter()
-                .map(|(id, d)| (id.clone(), d))
-                .collect();
-            intent::write(
-                &cx.dirs,
-                &intent::Record {
-                    resource: step.resource.clone(),
-                    deps,
-                },
-            )
-        }
-    }
-}
-
-/// Removes a lab and everything it made: the plan to nothing, then a sweep for what an
-/// interrupted apply made without recording it (containers, mounts, namespaces, daemons
-/// and files of this lab only, matched by exact name).
-pub fn destroy(lab: &str, progress: &(dyn Fn(&str) + Sync)) -> Report {
-    let mut cx = Context::new(lab);
-    cx.tearing_down = true;
-    let observed = crate::observe::observe(lab);
-    let empty = Graph::new(lab);
-    let plan = crate::plan::plan(&empty, &observed);
-    let mut report = execute(&plan, &empty, &cx, progress);
-    let mut sweep = |what: String, r: Result<(), HostError>| {
-        if let Err(e) = r {
-            report.failures.push(Failure {
-                resource: what,
-                error: e.to_string(),
-            });
-        }
-    };
-    let crun_root = cx.dirs.crun_root();
-    for id in crate::host::crun::list(&crun_root) {
-        sweep(
-            format!("container {id}"),
-            crate::host::crun::delete(&crun_root, &id),
-        );
-    }
-    for m in crate::host::crun::mounts() {
-        if m.starts_with(&cx.dirs.root) {
-            crate::host::unmount(&m);
-        }
-    }
-    sweep("ovs".into(), crate::host::ovs::stop(&cx.dirs));
-    let switch = crate::graph::names::switch_ns(lab);
-    let endpoints = crate::graph::names::endpoint_ns(lab, "");
-    for ns in crate::host::netns::list(&switch) {
-        if ns == switch || ns.starts_with(&endpoints) {
-            sweep(format!("namespace {ns}"), crate::host::netns::del(&ns));
-        }
-    }
-    if let Err(e) = std::fs::remove_dir_all(&cx.dirs.root)
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
-        sweep(
-            "files".into(),
-            Err(crate::host::io("remove the lab's files")(e)),
-        );
-    }
-    report
-}
-
-/// The names of the labs that exist on this host.
-pub fn labs() -> Vec<String> {
-    let mut out: Vec<String> = std::fs::read_dir(crate::host::RUN_ROOT)
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    out.retain(|l| crate::model::is_name(l));
-    out.sort();
-    out
 }

@@ -22,16 +22,26 @@ pub fn run(target: &str, output: Output) -> i32 {
     };
     let progress = super::progress::Progress::Lines;
     let report = apply::destroy(&lab, &|line| progress.step(line));
+    let (existed, ok) = match &report {
+        Some(r) => (true, r.ok()),
+        None => (false, true),
+    };
     if output == Output::Json {
-        let summary = serde_json::json!({"lab": lab, "ok": report.ok(), "steps_done": report.done, "failures": report.failures});
+        let summary = serde_json::json!({
+            "lab": lab, "ok": ok, "existed": existed,
+            "steps_done": report.as_ref().map_or(0, |r| r.done),
+            "failures": report.as_ref().map(|r| r.failures.clone()).unwrap_or_default(),
+        });
         println!("{}", serde_json::to_string_pretty(&summary).expect("json"));
     } else {
-        for f in &report.failures {
-            println!("error: {}: {}", f.resource, f.error);
-        }
-        if report.ok() {
-            println!("Lab {lab} destroyed.");
+        match &report {
+            None => println!("Lab {lab}: nothing to destroy."),
+            Some(r) if r.ok() => println!("Lab {lab} destroyed."),
+            Some(r) => r
+                .failures
+                .iter()
+                .for_each(|f| println!("error: {}: {}", f.resource, f.error)),
         }
     }
-    i32::from(!report.ok())
+    i32::from(!ok)
 }

@@ -1,42 +1,31 @@
-//! `cloonix exec LAB NODE -- CMD...` and `cloonix shell LAB NODE`: the command's own exit
-//! code; 125 for cloonix's own errors.
+//! `cloonix exec LAB NODE -- CMD...` and `cloonix shell LAB NODE`: the command runs through
+//! the endpoint's kind; its own exit code, 125 for cloonix's own errors, 126 not
+//! executable, 127 not found.
 
-use cloonix::apply::Context;
-use cloonix::host::crun;
-use std::collections::BTreeMap;
+use cloonix::graph::Item;
+use cloonix::host::{Lab, intent};
+use cloonix::kinds::{self, ExecRequest};
 
 pub fn run(lab: &str, node: &str, argv: &[String], tty: bool) -> i32 {
-    let cx = Context::new(lab);
-    let id = cx.container_id(node);
-    if crun::pid(&cx.dirs.crun_root(), &id).is_none() {
-        eprintln!("cloonix: no running container {node} in lab {lab}");
-        return 125;
-    }
-    let env = container_env(&cx, node);
-    match crun::exec_command(&cx.dirs.crun_root(), &id, &env, tty, argv).status() {
-        // crun says 255 when it could not start the command: tell why, as shells do.
-        Ok(status) if status.code() == Some(255) => {
-            match crun::lookup(&cx.paths(node).merged(), &argv[0]) {
-                crun::Lookup::Missing => 127,
-                crun::Lookup::NotExecutable => 126,
-                crun::Lookup::Found => 255,
-            }
+    let lab = Lab::new(lab);
+    let req = ExecRequest { argv, tty };
+    let records = intent::read_all(&lab);
+    let ran = records
+        .iter()
+        .filter(|r| r.resource.item == Item::Endpoint(node.to_string()))
+        .find_map(|r| kinds::exec(&lab, &r.resource, &r.receipt, &req));
+    match ran {
+        Some(Ok(code)) => code,
+        Some(Err(e)) => {
+            eprintln!("cloonix: {e}");
+            125
         }
-        Ok(status) => status.code().unwrap_or(125),
-        Err(e) => {
-            eprintln!("cloonix: crun: {e}");
+        None => {
+            eprintln!(
+                "cloonix: no endpoint {node} in lab {} runs commands",
+                lab.name
+            );
             125
         }
     }
-}
-
-/// The container's `env`, as recorded when it was made.
-fn container_env(cx: &Context, node: &str) -> BTreeMap<String, String> {
-    cloonix::host::intent::read_all(&cx.dirs)
-        .into_iter()
-        .find_map(|r| match r.resource.spec {
-            cloonix::graph::Spec::Container(c) if r.resource.id.name == node => Some(c.env),
-            _ => None,
-        })
-        .unwrap_or_default()
 }

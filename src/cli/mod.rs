@@ -117,7 +117,11 @@ pub fn run() -> i32 {
         Command::Destroy { target, output } => destroy::run(&target, output),
         Command::Status { lab, output } => status::run(lab.as_deref(), output),
         Command::Exec { lab, node, command } => exec::run(&lab, &node, &command, false),
-        Command::Shell { lab, node } => exec::run(&lab, &node, &["/bin/sh".into()], true),
+        // A terminal only when there is one: without, the shell reads its standard input.
+        Command::Shell { lab, node } => {
+            let tty = std::io::IsTerminal::is_terminal(&std::io::stdin());
+            exec::run(&lab, &node, &["/bin/sh".into()], tty)
+        }
     }
 }
 

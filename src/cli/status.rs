@@ -1,11 +1,14 @@
-//! `cloonix status [NAME]`: the labs, or one lab's lans, endpoints, interfaces, health and
-//! run results; `-o yaml` is a topology file that reproduces the lab.
+//! `cloonix status [NAME]`: the labs, or one lab's switch, lans, endpoints, interfaces,
+//! health and run results, and what its last apply asked for that it lacks; `-o yaml` is a
+//! topology file that reproduces the lab. Exit 0 when the lab is up, 1 otherwise.
 
-use cloonix::apply::{self, Context};
-use cloonix::graph::{self, Item, Spec};
-use cloonix::host::crun;
+use cloonix::apply;
+use cloonix::graph;
+use cloonix::host::{Lab, intent};
 use cloonix::model::{MODELINE, to_yaml};
-use cloonix::observe::observe;
+use cloonix::observe::observe_lab;
+use cloonix::plan;
+use cloonix::status::{Health, LabStatus, LastApply};
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -15,7 +18,7 @@ pub enum Format {
 }
 
 pub fn run(lab: Option<&str>, format: Format) -> i32 {
-    let Some(lab) = lab else {
+    let Some(name) = lab else {
         let labs = apply::labs();
         match format {
             Format::Json => println!("{}", serde_json::json!({"labs": labs})),
@@ -23,77 +26,118 @@ pub fn run(lab: Option<&str>, format: Format) -> i32 {
         }
         return 0;
     };
-    let g = observe(lab);
-    if g.is_empty() {
-        eprintln!("cloonix: no lab {lab}");
+    let lab = Lab::new(name);
+    let observed = observe_lab(&lab);
+    if !observed.exists() {
+        eprintln!("cloonix: no lab {name}");
         return 1;
     }
-    let topology = graph::to_topology(&g);
-    let cx = Context::new(lab);
-    let runs = |ep: &str| -> Vec<crun::RunResult> {
-        std::fs::read(cx.paths(ep).runs())
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
-    };
+    let mut status = observed.status();
+    if let Some(applied) = intent::read_applied(&lab) {
+        status.pending = pending(&applied.topology, &observed.graph);
+        status.last_apply = Some(LastApply {
+            file: applied.file,
+            at: applied.at,
+            ok: applied.ok,
+        });
+        status.settle();
+    }
+    let topology = graph::to_topology(&observed.graph);
     match format {
         Format::Yaml => print!("{MODELINE}\n{}", to_yaml(&topology)),
         Format::Json => {
-            let endpoints: serde_json::Map<String, serde_json::Value> = topology
-                .endpoints
-                .keys()
-                .map(|e| {
-                    let pid = crun::pid(&cx.dirs.crun_root(), &cx.container_id(e));
-                    (
-                        e.clone(),
-                        serde_json::json!({"pid": pid, "running": pid.is_some(), "run": runs(e)}),
-                    )
-                })
-                .collect();
-            println!(
-                "{}",
-                serde_json::to_string_pretty(
-                    &serde_json::json!({"lab": lab, "topology": topology, "endpoints": endpoints})
-                )
-                .expect("json")
+            let mut value = serde_json::to_value(&status).expect("json");
+            value["topology"] = serde_json::to_value(&topology).expect("json");
+            println!("{}", serde_json::to_string_pretty(&value).expect("json"));
+        }
+        Format::Table => print!("{}", table(&status)),
+    }
+    i32::from(status.state != Health::Up)
+}
+
+/// What the last apply asked for and the lab lacks or has otherwise, as plan lines.
+fn pending(asked: &cloonix::model::Topology, observed: &graph::Graph) -> Vec<String> {
+    let Ok(desired) = graph::desired(asked) else {
+        return Vec::new();
+    };
+    let plan = plan::plan(&desired, observed);
+    plan::render_text(&plan, "", false)
+        .lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            ["+ ", "- ", "~ ", "-/+ "].iter().any(|p| t.starts_with(p))
+        })
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
+fn table(s: &LabStatus) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = write!(out, "lab {}: {}", s.lab, s.state.as_str());
+    if let Some(a) = &s.last_apply {
+        let how = if a.ok { "" } else { " (that apply failed)" };
+        let _ = write!(out, "  last applied from {} at {}{how}", a.file, a.at);
+    }
+    let _ = writeln!(out);
+    let daemons: Vec<String> = s
+        .switch
+        .daemons
+        .iter()
+        .map(|(n, d)| {
+            let state = if d.running { "" } else { " NOT RUNNING" };
+            format!("{n} pid {}{state}", d.pid)
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "  switch {}  datapath {}  {}",
+        s.switch.state.as_str(),
+        s.switch.datapath.as_deref().unwrap_or("-"),
+        daemons.join(", ")
+    );
+    for (name, lan) in &s.lans {
+        let _ = writeln!(out, "  lan {name}  {}  mtu {}", lan.state.as_str(), lan.mtu);
+    }
+    for (name, ep) in &s.endpoints {
+        let pid = ep.pid.map(|p| format!("  pid {p}")).unwrap_or_default();
+        let _ = writeln!(out, "  {} {name}  {}{pid}", ep.kind, ep.state.as_str());
+        for (iface, i) in &ep.interfaces {
+            let state = match i.state {
+                Health::Up => String::new(),
+                other => format!("  {}", other.as_str()),
+            };
+            let _ = writeln!(
+                out,
+                "    {iface}  {}  {}  {}{state}",
+                i.lan.as_deref().unwrap_or("-"),
+                i.mac.as_deref().unwrap_or("-"),
+                i.ips.join(" ")
             );
         }
-        Format::Table => {
-            println!("lab {lab}");
-            for (name, lan) in &topology.lans {
-                println!("  lan {name}  mtu {}", lan.mtu);
-            }
-            for (name, ep) in &topology.endpoints {
-                let pid = crun::pid(&cx.dirs.crun_root(), &cx.container_id(name));
-                let health = match pid {
-                    Some(p) => format!("running (pid {p})"),
-                    None if ep.kind() == "cnt" => "NOT RUNNING".into(),
-                    None => "up".into(),
-                };
-                println!("  {} {name}  {health}", ep.kind());
-                if let cloonix::model::Endpoint::Cnt(c) = ep
-                    && (c.cpu.is_some() || c.ram.is_some())
-                {
-                    println!("    cpu/ram limits {}", crun::LIMITS_NOT_ENFORCED);
-                }
-                for r in g.resources() {
-                    if let (Item::Interface(e, i), Spec::Veth(v)) = (&r.item, &r.spec)
-                        && e == name
-                    {
-                        let ips: Vec<String> = v.ips.iter().map(|c| c.to_string()).collect();
-                        println!("    {i}  {}  {}", v.mac, ips.join(" "));
-                    }
-                }
-                for r in runs(name) {
-                    let state = if r.ok() {
-                        "ok".to_string()
-                    } else {
-                        apply::actions::describe_failure(&r)
-                    };
-                    println!("    run `{}`: {state}", r.command);
-                }
-            }
+        for r in &ep.run {
+            let state = if r.ok() {
+                "ok".to_string()
+            } else {
+                cloonix::kinds::describe_failure(r)
+            };
+            let _ = writeln!(out, "    run `{}`: {state}", r.command);
+        }
+        for n in &ep.notes {
+            let _ = writeln!(out, "    {n}");
+        }
+        for p in &ep.problems {
+            let _ = writeln!(out, "    problem: {p}");
         }
     }
-    0
+    if !s.pending.is_empty() {
+        let _ = writeln!(
+            out,
+            "  not as the last apply asked (the next apply does it):"
+        );
+        for p in &s.pending {
+            let _ = writeln!(out, "    {p}");
+        }
+    }
+    out
 }

@@ -23,27 +23,15 @@ pub fn desired(t: &Topology) -> Result<Graph, BuildError> {
         bridges: HashMap::new(),
         namespaces: HashMap::new(),
     };
-    let ns = b.add(Kind::SwitchNs, "switch", Item::Lab, Spec::SwitchNs, &[]);
+    let ns = b.add("switch", Item::Lab, Spec::SwitchNs(SwitchNs {}), &[]);
     b.switch = ns;
-    let ovs = b.add(
-        Kind::Ovs,
-        "ovs",
-        Item::Lab,
-        Spec::Ovs,
-        &[(ns, Dep::LivesIn)],
-    );
+    let ovs = b.add("ovs", Item::Lab, Spec::Ovs(Ovs {}), &[(ns, Dep::LivesIn)]);
     for (name, lan) in &t.lans {
-        let spec = Spec::Bridge {
+        let spec = Spec::Bridge(Bridge {
             mtu: lan.mtu,
             spy: lan.spy,
-        };
-        let bridge = b.add(
-            Kind::Bridge,
-            name,
-            Item::Lan(name.clone()),
-            spec,
-            &[(ovs, Dep::LivesIn)],
-        );
+        });
+        let bridge = b.add(name, Item::Lan(name.clone()), spec, &[(ovs, Dep::LivesIn)]);
         b.bridges.insert(name, bridge);
     }
     for (name, ep) in &t.endpoints {
@@ -63,16 +51,9 @@ struct Builder<'t> {
 }
 
 impl Builder<'_> {
-    fn add(
-        &mut self,
-        kind: Kind,
-        name: &str,
-        item: Item,
-        spec: Spec,
-        deps: &[(Node, Dep)],
-    ) -> Node {
-        let id = self.g.id(kind, name);
-        self.g.add(Resource { id, item, spec }, deps)
+    fn add(&mut self, name: &str, item: Item, spec: Spec, deps: &[(Node, Dep)]) -> Node {
+        let id = self.g.id(spec.kind(), name);
+        self.g.add(Resource::new(id, item, spec), deps)
     }
 
     fn switch(&self) -> Node {
@@ -92,10 +73,10 @@ impl Builder<'_> {
         let item = Item::Endpoint(name.to_string());
         let needs_ns = !matches!(ep, Endpoint::Kvm(_) | Endpoint::Tap(_) | Endpoint::Phy(_));
         let ns = needs_ns.then(|| {
-            let spec = Spec::EndpointNs {
+            let spec = Spec::EndpointNs(EndpointNs {
                 kind: ep.kind().into(),
-            };
-            let ns = self.add(Kind::EndpointNs, name, item.clone(), spec, &[]);
+            });
+            let ns = self.add(name, item.clone(), spec, &[]);
             self.namespaces.insert(name.to_string(), ns);
             ns
         });
@@ -106,10 +87,9 @@ impl Builder<'_> {
             Endpoint::Nat(n) => {
                 let link =
                     self.link(name, "eth0", &n.lan, inner, "eth0", &[], None, item.clone())?;
-                let helper = Spec::Helper(Helper::Nat { subnet: n.subnet });
+                let helper = Spec::Nat(NatSpec { subnet: n.subnet });
                 let ns = ns.expect("nat has a netns");
                 self.add(
-                    Kind::Helper,
                     name,
                     item,
                     helper,
@@ -123,11 +103,11 @@ impl Builder<'_> {
                 Ok(())
             }
             Endpoint::Phy(p) => {
-                let spec = Spec::Phy {
+                let spec = Spec::Phy(PhySpec {
                     device: p.device.clone(),
-                };
+                });
                 let sw = self.switch();
-                let phy = self.add(Kind::Phy, name, item.clone(), spec, &[(sw, Dep::LivesIn)]);
+                let phy = self.add(name, item.clone(), spec, &[(sw, Dep::LivesIn)]);
                 self.port(name, "phy", &p.device, &p.lan, phy, item);
                 Ok(())
             }
@@ -135,12 +115,11 @@ impl Builder<'_> {
                 let ns = ns.expect("a2b has a netns");
                 let la = self.link(name, "a", &a.a, inner.clone(), "a", &[], None, item.clone())?;
                 let lb = self.link(name, "b", &a.b, inner, "b", &[], None, item.clone())?;
-                let helper = Spec::Helper(Helper::A2b {
+                let helper = Spec::A2b(A2bSpec {
                     a_to_b: a.a_to_b,
                     b_to_a: a.b_to_a,
                 });
                 self.add(
-                    Kind::Helper,
                     name,
                     item,
                     helper,
@@ -151,7 +130,7 @@ impl Builder<'_> {
             Endpoint::C2c(c) => {
                 let link =
                     self.link(name, "eth0", &c.lan, inner, "eth0", &[], None, item.clone())?;
-                let helper = Spec::Helper(Helper::C2c {
+                let helper = Spec::C2c(C2cSpec {
                     role: c.role,
                     peer: c.peer.clone(),
                     port: c.port,
@@ -161,7 +140,6 @@ impl Builder<'_> {
                 });
                 let ns = ns.expect("c2c has a netns");
                 self.add(
-                    Kind::Helper,
                     name,
                     item,
                     helper,
@@ -201,13 +179,7 @@ impl Builder<'_> {
         if let Netns::Endpoint(e) = &ns {
             deps.push((self.namespaces[e], Dep::LivesIn));
         }
-        let veth = self.add(
-            Kind::Veth,
-            &format!("{endpoint}.{iface}"),
-            item.clone(),
-            spec,
-            &deps,
-        );
+        let veth = self.add(&format!("{endpoint}.{iface}"), item.clone(), spec, &deps);
         self.port(endpoint, iface, &peer, lan, veth, item);
         Ok(veth)
     }
@@ -229,7 +201,6 @@ impl Builder<'_> {
         });
         let bridge = self.bridges[lan];
         self.add(
-            Kind::Port,
             &format!("{endpoint}.{iface}"),
             item,
             spec,
@@ -261,7 +232,6 @@ impl Builder<'_> {
         let instance = instance_hash(&image, &spec);
         let item = Item::Endpoint(name.to_string());
         let rootfs = self.add(
-            Kind::Rootfs,
             name,
             item.clone(),
             Spec::Rootfs(Rootfs { image, instance }),
@@ -276,7 +246,6 @@ impl Builder<'_> {
                 mode: file.mode.clone(),
             });
             let f = self.add(
-                Kind::File,
                 &format!("{name}:{path}"),
                 item.clone(),
                 spec,
@@ -288,7 +257,7 @@ impl Builder<'_> {
             let link = self.eth(name, eth)?;
             deps.push((link, Dep::After));
         }
-        self.add(Kind::Container, name, item, Spec::Container(spec), &deps);
+        self.add(name, item, Spec::Container(spec), &deps);
         Ok(())
     }
 
@@ -311,7 +280,6 @@ impl Builder<'_> {
         });
         let sw = self.switch();
         let vm = self.add(
-            Kind::Vm,
             name,
             Item::Endpoint(name.into()),
             spec,
@@ -332,7 +300,6 @@ impl Builder<'_> {
                 tap: tap.clone(),
             });
             let nic = self.add(
-                Kind::Nic,
                 &format!("{name}.{}", e.eth.name),
                 item.clone(),
                 spec,

@@ -20,12 +20,12 @@ pub fn to_topology(g: &Graph) -> Topology {
     let mut by_endpoint: BTreeMap<&str, Vec<&Resource>> = BTreeMap::new();
     for r in g.resources() {
         match (&r.item, &r.spec) {
-            (Item::Lan(name), Spec::Bridge { mtu, spy }) => {
+            (Item::Lan(name), Spec::Bridge(b)) => {
                 t.lans.insert(
                     name.clone(),
                     model::Lan {
-                        mtu: *mtu,
-                        spy: *spy,
+                        mtu: b.mtu,
+                        spy: b.spy,
                     },
                 );
             }
@@ -73,10 +73,10 @@ impl<'a> Parts<'a> {
 
     fn kind(&self) -> Option<&'a str> {
         self.find(|s| match s {
-            Spec::EndpointNs { kind } => Some(kind.as_str()),
+            Spec::EndpointNs(ns) => Some(ns.kind.as_str()),
             Spec::Container(_) | Spec::Rootfs(_) | Spec::File(_) => Some("cnt"),
             Spec::Vm(_) | Spec::Nic(_) => Some("kvm"),
-            Spec::Phy { .. } => Some("phy"),
+            Spec::Phy(_) => Some("phy"),
             Spec::Veth(Veth {
                 ns: Netns::Host, ..
             }) => Some("tap"),
@@ -92,7 +92,7 @@ impl<'a> Parts<'a> {
                 lan: self.port_lan("eth0"),
                 subnet: self
                     .find(|s| match s {
-                        Spec::Helper(Helper::Nat { subnet }) => Some(*subnet),
+                        Spec::Nat(n) => Some(n.subnet),
                         _ => None,
                     })
                     .unwrap_or_else(model::default_nat_subnet),
@@ -112,7 +112,7 @@ impl<'a> Parts<'a> {
                 lan: self.port_lan("phy"),
                 device: self
                     .find(|s| match s {
-                        Spec::Phy { device } => Some(device.clone()),
+                        Spec::Phy(p) => Some(p.device.clone()),
                         _ => None,
                     })
                     .unwrap_or_default(),
@@ -120,7 +120,7 @@ impl<'a> Parts<'a> {
             "a2b" => {
                 let (a_to_b, b_to_a) = self
                     .find(|s| match s {
-                        Spec::Helper(Helper::A2b { a_to_b, b_to_a }) => Some((*a_to_b, *b_to_a)),
+                        Spec::A2b(a) => Some((a.a_to_b, a.b_to_a)),
                         _ => None,
                     })
                     .unwrap_or_default();
@@ -133,29 +133,18 @@ impl<'a> Parts<'a> {
             }
             "c2c" => {
                 let lan = self.port_lan("eth0");
-                let helper = self.find(|s| match s {
-                    Spec::Helper(h @ Helper::C2c { .. }) => Some(h.clone()),
+                let c = self.find(|s| match s {
+                    Spec::C2c(c) => Some(c.clone()),
                     _ => None,
                 })?;
-                let Helper::C2c {
-                    role,
-                    peer,
-                    port,
-                    bind,
-                    peer_lab,
-                    peer_lan,
-                } = helper
-                else {
-                    return None;
-                };
                 Endpoint::C2c(model::C2c {
                     lan,
-                    role,
-                    peer,
-                    port,
-                    bind,
-                    peer_lab,
-                    peer_lan,
+                    role: c.role,
+                    peer: c.peer,
+                    port: c.port,
+                    bind: c.bind,
+                    peer_lab: c.peer_lab,
+                    peer_lan: c.peer_lan,
                 })
             }
             _ => return None,

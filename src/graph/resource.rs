@@ -32,8 +32,12 @@ pub enum Kind {
     Vm,
     /// A NIC of a VM.
     Nic,
-    /// A user-space helper process: nat, a2b, c2c.
-    Helper,
+    /// The way out of a lab: DHCP, DNS and NAT to the host's world.
+    Nat,
+    /// An impairment between two lans.
+    A2b,
+    /// A link to a lan of another lab.
+    C2c,
     /// A host interface borrowed into the lab.
     Phy,
 }
@@ -52,10 +56,32 @@ impl Kind {
             Kind::Container => "container",
             Kind::Vm => "vm",
             Kind::Nic => "nic",
-            Kind::Helper => "helper",
+            Kind::Nat => "nat",
+            Kind::A2b => "a2b",
+            Kind::C2c => "c2c",
             Kind::Phy => "phy",
         }
     }
+
+    /// Every kind, in the order a sweep after an interrupted apply visits them: what runs
+    /// in a namespace goes before the namespace, the namespaces before the lab's files.
+    pub const ALL: [Kind; 15] = [
+        Kind::Container,
+        Kind::Vm,
+        Kind::Nic,
+        Kind::Nat,
+        Kind::A2b,
+        Kind::C2c,
+        Kind::Phy,
+        Kind::File,
+        Kind::Rootfs,
+        Kind::Port,
+        Kind::Veth,
+        Kind::Bridge,
+        Kind::Ovs,
+        Kind::EndpointNs,
+        Kind::SwitchNs,
+    ];
 }
 
 /// A resource's identity: stable across applies, and carrying its lab.
@@ -101,18 +127,19 @@ pub struct Resource {
     pub id: ResourceId,
     pub item: Item,
     pub spec: Spec,
+    /// Set on an observed resource whose state cloonix cannot vouch for (its `run`
+    /// commands were interrupted, say): the planner replaces it, giving this reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tainted: Option<String>,
 }
 
 impl Resource {
-    /// The endpoint kind a resource serves, for messages.
-    pub fn spec_kind(&self) -> &'static str {
-        match &self.spec {
-            Spec::Vm(_) | Spec::Nic(_) => "kvm",
-            Spec::Helper(Helper::Nat { .. }) => "nat",
-            Spec::Helper(Helper::A2b { .. }) => "a2b",
-            Spec::Helper(Helper::C2c { .. }) => "c2c",
-            Spec::Phy { .. } => "phy",
-            _ => "cnt",
+    pub fn new(id: ResourceId, item: Item, spec: Spec) -> Resource {
+        Resource {
+            id,
+            item,
+            spec,
+            tainted: None,
         }
     }
 }
@@ -125,13 +152,15 @@ pub enum Netns {
     Endpoint(String),
 }
 
+/// What a resource is, one variant per kind, each with its own payload: the drivers
+/// (`crate::kinds`) take the payload of their kind only.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum Spec {
-    SwitchNs,
-    Ovs,
-    Bridge { mtu: u32, spy: bool },
-    EndpointNs { kind: String },
+    SwitchNs(SwitchNs),
+    Ovs(Ovs),
+    Bridge(Bridge),
+    EndpointNs(EndpointNs),
     Veth(Veth),
     Port(Port),
     Rootfs(Rootfs),
@@ -139,8 +168,60 @@ pub enum Spec {
     Container(ContainerSpec),
     Vm(VmSpec),
     Nic(Nic),
-    Helper(Helper),
-    Phy { device: String },
+    Nat(NatSpec),
+    A2b(A2bSpec),
+    C2c(C2cSpec),
+    Phy(PhySpec),
+}
+
+impl Spec {
+    /// The kind of resource this is.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Spec::SwitchNs(_) => Kind::SwitchNs,
+            Spec::Ovs(_) => Kind::Ovs,
+            Spec::Bridge(_) => Kind::Bridge,
+            Spec::EndpointNs(_) => Kind::EndpointNs,
+            Spec::Veth(_) => Kind::Veth,
+            Spec::Port(_) => Kind::Port,
+            Spec::Rootfs(_) => Kind::Rootfs,
+            Spec::File(_) => Kind::File,
+            Spec::Container(_) => Kind::Container,
+            Spec::Vm(_) => Kind::Vm,
+            Spec::Nic(_) => Kind::Nic,
+            Spec::Nat(_) => Kind::Nat,
+            Spec::A2b(_) => Kind::A2b,
+            Spec::C2c(_) => Kind::C2c,
+            Spec::Phy(_) => Kind::Phy,
+        }
+    }
+}
+
+/// The lab's switch namespace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SwitchNs {}
+
+/// The lab's own ovsdb-server and ovs-vswitchd.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ovs {}
+
+/// A lan's bridge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bridge {
+    pub mtu: u32,
+    pub spy: bool,
+}
+
+/// An endpoint's network namespace; `kind` is the endpoint's kind in the file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointNs {
+    pub kind: String,
+}
+
+/// A host interface borrowed into the lab.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhySpec {
+    pub device: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -243,24 +324,28 @@ pub struct Nic {
     pub tap: String,
 }
 
+/// A nat's router: DHCP, DNS relay and NAT to the host's world.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "helper", rename_all = "lowercase")]
-pub enum Helper {
-    Nat {
-        subnet: ipnet::Ipv4Net,
-    },
-    A2b {
-        a_to_b: Impairment,
-        b_to_a: Impairment,
-    },
-    C2c {
-        role: C2cRole,
-        peer: Option<String>,
-        port: Option<u16>,
-        bind: Option<std::net::IpAddr>,
-        peer_lab: String,
-        peer_lan: String,
-    },
+pub struct NatSpec {
+    pub subnet: ipnet::Ipv4Net,
+}
+
+/// An a2b's impairments, per direction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct A2bSpec {
+    pub a_to_b: Impairment,
+    pub b_to_a: Impairment,
+}
+
+/// A c2c's side of a link to another lab.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct C2cSpec {
+    pub role: C2cRole,
+    pub peer: Option<String>,
+    pub port: Option<u16>,
+    pub bind: Option<std::net::IpAddr>,
+    pub peer_lab: String,
+    pub peer_lan: String,
 }
 
 /// One attribute of a resource as the planner compares it.
@@ -302,9 +387,9 @@ impl Spec {
     pub fn fields(&self) -> Vec<Field> {
         let f = Fields(Vec::new());
         let f = match self {
-            Spec::SwitchNs | Spec::Ovs => f,
-            Spec::Bridge { mtu, spy } => f.place("mtu", mtu).place("spy", spy),
-            Spec::EndpointNs { kind } => f.replace("kind", kind),
+            Spec::SwitchNs(_) | Spec::Ovs(_) => f,
+            Spec::Bridge(b) => f.place("mtu", b.mtu).place("spy", b.spy),
+            Spec::EndpointNs(ns) => f.replace("kind", &ns.kind),
             Spec::Veth(v) => f
                 .place("name", &v.ifname)
                 .place("mac", v.mac)
@@ -338,25 +423,16 @@ impl Spec {
                 .place("ip", &n.ips)
                 .replace("model", n.model)
                 .replace("tap", &n.tap),
-            Spec::Helper(Helper::Nat { subnet }) => f.replace("subnet", subnet),
-            Spec::Helper(Helper::A2b { a_to_b, b_to_a }) => {
-                f.place("a_to_b", a_to_b).place("b_to_a", b_to_a)
-            }
-            Spec::Helper(Helper::C2c {
-                role,
-                peer,
-                port,
-                bind,
-                peer_lab,
-                peer_lan,
-            }) => f
-                .replace("role", role)
-                .replace("peer", peer)
-                .replace("port", port)
-                .replace("bind", bind)
-                .replace("peer_lab", peer_lab)
-                .replace("peer_lan", peer_lan),
-            Spec::Phy { device } => f.replace("device", device),
+            Spec::Nat(n) => f.replace("subnet", n.subnet),
+            Spec::A2b(a) => f.place("a_to_b", a.a_to_b).place("b_to_a", a.b_to_a),
+            Spec::C2c(c) => f
+                .replace("role", c.role)
+                .replace("peer", &c.peer)
+                .replace("port", c.port)
+                .replace("bind", c.bind)
+                .replace("peer_lab", &c.peer_lab)
+                .replace("peer_lan", &c.peer_lan),
+            Spec::Phy(p) => f.replace("device", &p.device),
         };
         f.0
     }
@@ -373,8 +449,19 @@ impl Spec {
                 vec![(inner, v.ifname.clone()), (String::new(), v.peer.clone())]
             }
             Spec::Nic(n) => vec![(String::new(), n.tap.clone())],
-            Spec::Phy { device } => vec![("host".into(), device.clone())],
-            _ => Vec::new(),
+            Spec::Phy(p) => vec![("host".into(), p.device.clone())],
+            Spec::SwitchNs(_)
+            | Spec::Ovs(_)
+            | Spec::Bridge(_)
+            | Spec::EndpointNs(_)
+            | Spec::Port(_)
+            | Spec::Rootfs(_)
+            | Spec::File(_)
+            | Spec::Container(_)
+            | Spec::Vm(_)
+            | Spec::Nat(_)
+            | Spec::A2b(_)
+            | Spec::C2c(_) => Vec::new(),
         }
     }
 }

@@ -7,6 +7,8 @@
 //! /sys/fs/cgroup (made between fork and exec, so that starting a container is one
 //! process), and the bundle has no cgroup mount.
 
+use super::process::Identity;
+use super::rootfs::Paths;
 use super::{HostError, Result, io};
 use crate::model::Command as RunCommand;
 use serde::{Deserialize, Serialize};
@@ -14,254 +16,14 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::fs::File;
-use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
+use std::io::Read;
+use std::os::fd::FromRawFd;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const INIT: &str = "/usr/bin/catatonit";
-
-/// Where a container's files are.
-pub struct Paths {
-    pub dir: PathBuf,
-}
-
-impl Paths {
-    pub fn merged(&self) -> PathBuf {
-        self.dir.join("merged")
-    }
-    fn upper(&self) -> PathBuf {
-        self.dir.join("upper")
-    }
-    fn work(&self) -> PathBuf {
-        self.dir.join("work")
-    }
-    pub fn runs(&self) -> PathBuf {
-        self.dir.join("run.json")
-    }
-}
-
-fn cstr(p: &Path) -> CString {
-    CString::new(p.as_os_str().as_encoded_bytes()).expect("paths have no NUL")
-}
-
-/// Mounts the copy-on-write root over `image`; a root that is mounted already is kept.
-pub fn mount_root(p: &Paths, image: &Path) -> Result<()> {
-    if is_mounted(&p.merged()) {
-        return Ok(());
-    }
-    for d in [p.merged(), p.upper(), p.work()] {
-        std::fs::create_dir_all(&d).map_err(io("create the container's directories"))?;
-    }
-    let opts = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        image.display(),
-        p.upper().display(),
-        p.work().display()
-    );
-    let (src, target, fs, data) = (
-        cstr(Path::new("overlay")),
-        cstr(&p.merged()),
-        cstr(Path::new("overlay")),
-        cstr(Path::new(&opts)),
-    );
-    // SAFETY: plain C strings that outlive the call.
-    let rc = unsafe {
-        libc::mount(
-            src.as_ptr(),
-            target.as_ptr(),
-            fs.as_ptr(),
-            0,
-            data.as_ptr().cast(),
-        )
-    };
-    if rc != 0 {
-        return Err(io(format!(
-            "mount the overlay root at {}",
-            p.merged().display()
-        ))(std::io::Error::last_os_error()));
-    }
-    Ok(())
-}
-
-/// Unmounts the root and removes every file of the container.
-pub fn remove_root(p: &Paths) -> Result<()> {
-    if is_mounted(&p.merged()) {
-        super::unmount(&p.merged());
-    }
-    match std::fs::remove_dir_all(&p.dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(io("remove the container's files")(e))
-        }
-        _ => Ok(()),
-    }
-}
-
-/// The mount points of this mount namespace.
-pub fn mounts() -> Vec<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    text.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|m| PathBuf::from(m.replace("\\040", " ")))
-        .collect()
-}
-
-fn is_mounted(path: &Path) -> bool {
-    mounts().iter().any(|m| m == path)
-}
-
-fn open_in_root(root: &File, path: &str, flags: i32, mode: u32) -> std::io::Result<OwnedFd> {
-    // The kernel's `struct open_how` (libc's is non-exhaustive).
-    #[repr(C)]
-    struct OpenHow {
-        flags: u64,
-        mode: u64,
-        resolve: u64,
-    }
-    let how = OpenHow {
-        flags: (flags | libc::O_CLOEXEC) as u64,
-        mode: if flags & libc::O_CREAT != 0 {
-            mode as u64
-        } else {
-            0
-        },
-        resolve: libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
-    };
-    let c =
-        CString::new(path.trim_start_matches('/')).map_err(|_| std::io::ErrorKind::InvalidInput)?;
-    // SAFETY: openat2 with a valid dirfd, C string and open_how of the size given.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            root.as_raw_fd(),
-            c.as_ptr(),
-            &how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor owned by no one else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-/// Writes `content` at `path` inside `root`, making missing directories, every step
-/// resolved inside the root.
-pub fn write_file(root: &Path, path: &str, content: &[u8], mode: u32) -> Result<()> {
-    let what = format!("write {path}");
-    let root_dir = File::open(root).map_err(io(&what))?;
-    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
-    let mut prefix = String::new();
-    for dir in &parts[..parts.len().saturating_sub(1)] {
-        let parent = if prefix.is_empty() {
-            ".".to_string()
-        } else {
-            prefix.clone()
-        };
-        prefix = format!("{prefix}/{dir}");
-        if open_in_root(&root_dir, &prefix, libc::O_PATH | libc::O_DIRECTORY, 0).is_ok() {
-            continue;
-        }
-        let pfd = open_in_root(&root_dir, &parent, libc::O_PATH | libc::O_DIRECTORY, 0)
-            .map_err(io(&what))?;
-        let name = CString::new(*dir).map_err(|_| HostError::Other(format!("{what}: bad name")))?;
-        // SAFETY: mkdirat relative to a directory fd we hold.
-        if unsafe { libc::mkdirat(pfd.as_raw_fd(), name.as_ptr(), 0o755) } != 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::AlreadyExists {
-                return Err(io(&what)(e));
-            }
-        }
-    }
-    let fd = open_in_root(
-        &root_dir,
-        path,
-        libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
-        mode,
-    )
-    .map_err(io(&what))?;
-    let mut f = File::from(fd);
-    f.write_all(content).map_err(io(&what))?;
-    f.set_permissions(std::fs::Permissions::from_mode(mode))
-        .map_err(io(&what))
-}
-
-/// Removes `path` inside `root`, resolved inside it; one that is gone is fine.
-pub fn remove_file(root: &Path, path: &str) -> Result<()> {
-    let what = format!("remove {path}");
-    let root_dir = File::open(root).map_err(io(&what))?;
-    let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
-    let parent = if parent.is_empty() { "." } else { parent };
-    let Ok(pfd) = open_in_root(&root_dir, parent, libc::O_PATH | libc::O_DIRECTORY, 0) else {
-        return Ok(());
-    };
-    let name = CString::new(name).map_err(|_| HostError::Other(format!("{what}: bad name")))?;
-    // SAFETY: unlinkat relative to a directory fd we hold.
-    if unsafe { libc::unlinkat(pfd.as_raw_fd(), name.as_ptr(), 0) } != 0 {
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::NotFound {
-            return Err(io(&what)(e));
-        }
-    }
-    Ok(())
-}
-
-pub enum Lookup {
-    Found,
-    NotExecutable,
-    Missing,
-}
-
-/// Finds a command in the container's root as its shell would (a path, or a name on the
-/// default PATH), resolved inside the root.
-pub fn lookup(root: &Path, command: &str) -> Lookup {
-    let Ok(root_dir) = File::open(root) else {
-        return Lookup::Missing;
-    };
-    let candidates: Vec<String> = if command.contains('/') {
-        vec![command.to_string()]
-    } else {
-        [
-            "/usr/local/sbin",
-            "/usr/local/bin",
-            "/usr/sbin",
-            "/usr/bin",
-            "/sbin",
-            "/bin",
-        ]
-        .iter()
-        .map(|d| format!("{d}/{command}"))
-        .collect()
-    };
-    let mut found = false;
-    for c in candidates {
-        if let Ok(fd) = open_in_root(&root_dir, &c, libc::O_PATH, 0) {
-            found = true;
-            let meta = File::from(fd).metadata();
-            if meta.is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0) {
-                return Lookup::Found;
-            }
-        }
-    }
-    if found {
-        Lookup::NotExecutable
-    } else {
-        Lookup::Missing
-    }
-}
-
-/// Reads `path` inside `root`, resolved inside it; None when it cannot be read.
-pub fn read_file(root: &Path, path: &str) -> Option<String> {
-    let root_dir = File::open(root).ok()?;
-    let fd = open_in_root(&root_dir, path, libc::O_RDONLY, 0).ok()?;
-    let mut text = String::new();
-    File::from(fd).read_to_string(&mut text).ok()?;
-    Some(text)
-}
 
 /// Why `cpu` and `ram` limits are not enforced here: crun runs without a cgroup manager
 /// (it refuses this kind of host's hybrid cgroups), so nothing can hold a container to
@@ -429,8 +191,9 @@ fn config(p: &Paths, s: &Spec) -> serde_json::Value {
     })
 }
 
-/// Starts the container (detached); its init is pid 1 and keeps it up.
-pub fn start(crun_root: &Path, p: &Paths, s: &Spec) -> Result<()> {
+/// Starts the container (detached); its init is pid 1 and keeps it up. Returns the
+/// init's identity, by which alone it is ever signalled.
+pub fn start(crun_root: &Path, p: &Paths, s: &Spec) -> Result<Identity> {
     if !Path::new(INIT).exists() {
         return Err(HostError::Missing {
             program: "catatonit".into(),
@@ -438,7 +201,7 @@ pub fn start(crun_root: &Path, p: &Paths, s: &Spec) -> Result<()> {
         });
     }
     std::fs::create_dir_all(crun_root).map_err(io("create the crun root"))?;
-    let _ = delete(crun_root, s.id);
+    let _ = delete(crun_root, s.id, None);
     let cfg = serde_json::to_vec_pretty(&config(p, s)).expect("json");
     std::fs::write(p.dir.join("config.json"), cfg).map_err(io("write the OCI bundle"))?;
     // crun's output goes to a file: the detached container would hold a pipe open forever.
@@ -499,7 +262,9 @@ pub fn start(crun_root: &Path, p: &Paths, s: &Spec) -> Result<()> {
                 .to_string(),
         });
     }
-    Ok(())
+    state_pid(crun_root, s.id)
+        .and_then(Identity::of)
+        .ok_or_else(|| HostError::Other(format!("container {} exited as it started", s.id)))
 }
 
 /// The container's state as crun recorded it.
@@ -508,11 +273,17 @@ struct Status {
     pid: i32,
 }
 
-/// The pid of the container's init, if it runs.
-pub fn pid(crun_root: &Path, id: &str) -> Option<i32> {
+/// The pid crun recorded for the container's init: trusted only right after crun started
+/// it (the init may end and its pid be reused later).
+fn state_pid(crun_root: &Path, id: &str) -> Option<i32> {
     let text = std::fs::read_to_string(crun_root.join(id).join("status")).ok()?;
     let status: Status = serde_json::from_str(&text).ok()?;
-    super::alive(status.pid).then_some(status.pid)
+    Some(status.pid)
+}
+
+/// Whether crun knows the container (its state is there).
+pub fn exists(crun_root: &Path, id: &str) -> bool {
+    crun_root.join(id).join("status").exists()
 }
 
 /// Containers whose state crun keeps under `crun_root`, in one directory scan.
@@ -525,15 +296,11 @@ pub fn list(crun_root: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Kills and deletes the container; one that is gone is fine.
-pub fn delete(crun_root: &Path, id: &str) -> Result<()> {
-    if let Some(pid) = pid(crun_root, id) {
-        // SAFETY: the pid crun recorded for this container, alive just now.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-        let start = Instant::now();
-        while super::alive(pid) && start.elapsed() < Duration::from_secs(5) {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+/// Kills the container's init (when cloonix knows its identity) and deletes crun's state
+/// of it; one that is gone is fine.
+pub fn delete(crun_root: &Path, id: &str, init: Option<Identity>) -> Result<()> {
+    if let Some(init) = init {
+        init.stop(Duration::ZERO)?;
     }
     // With its init dead and no cgroups to release, crun's state is all that is left of
     // the container; removing it is what `crun delete` would do, without a process each.
@@ -672,11 +439,4 @@ fn tempfile_for_output() -> Option<File> {
     // SAFETY: memfd_create with a valid name; the fd is owned by the File.
     let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
     (fd >= 0).then(|| unsafe { File::from_raw_fd(fd) })
-}
-
-/// When a process started, in clock ticks since boot (field 22 of /proc/PID/stat).
-pub fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = stat.rsplit_once(')')?.1;
-    after.split_whitespace().nth(19)?.parse().ok()
 }

@@ -1,20 +1,28 @@
 //! The real systems a lab is made of, one module each: network namespaces and links,
-//! Open vSwitch, crun containers, images, and the intent cloonix records. Nothing here
-//! knows of YAML or plans; the executor and the observer call in with resources.
+//! Open vSwitch, crun containers, root filesystems, processes, images, and the intent
+//! cloonix records. Nothing here knows of YAML or plans; the resource kinds
+//! (`crate::kinds`) call in with what they need.
 
 pub mod crun;
 pub mod image;
 pub mod intent;
+mod lab;
 pub mod link;
-mod netlink;
+pub mod netlink;
 pub mod netns;
 pub mod ovs;
+pub mod process;
+pub mod rootfs;
 
-use std::path::PathBuf;
+pub use lab::Lab;
+
 use std::process::{Command, Stdio};
 
 /// Runtime files of all labs; `destroy` removes a lab's directory here.
 pub const RUN_ROOT: &str = "/run/cloonix";
+/// What labs keep on disk (containers' writable layers); `destroy` removes a lab's
+/// directory here. Under `labs/`, so that a lab named `images` meets no cached image.
+pub const STATE_ROOT: &str = "/var/lib/cloonix/labs";
 /// Per-lab apply locks: outside the directory that `destroy` removes, so a waiting apply
 /// never holds a lock on a file that is gone.
 pub const LOCK_ROOT: &str = "/run/lock/cloonix";
@@ -56,7 +64,7 @@ pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> HostError {
 }
 
 /// The Debian package that provides a program cloonix runs.
-fn package_of(program: &str) -> &'static str {
+pub(crate) fn package_of(program: &str) -> &'static str {
     match program {
         "ip" => "iproute2",
         "ovsdb-server" | "ovs-vswitchd" | "ovsdb-tool" => "openvswitch-switch",
@@ -94,17 +102,6 @@ pub fn run(cmd: &mut Command, what: &str) -> Result<String> {
     }
 }
 
-/// Whether a process runs: a zombie (killed, waiting for whoever adopted it to reap it)
-/// does not.
-pub fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
-}
-
 /// Detaches whatever is mounted on `path`; nothing mounted there is fine.
 pub fn unmount(path: &std::path::Path) {
     let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
@@ -112,30 +109,4 @@ pub fn unmount(path: &std::path::Path) {
     };
     // SAFETY: a C string that outlives the call; failing (not mounted) is fine.
     unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-}
-
-/// Where one lab keeps its runtime files.
-#[derive(Debug, Clone)]
-pub struct LabDirs {
-    pub root: PathBuf,
-}
-
-impl LabDirs {
-    pub fn new(lab: &str) -> Self {
-        LabDirs {
-            root: PathBuf::from(RUN_ROOT).join(lab),
-        }
-    }
-    pub fn ovs(&self) -> PathBuf {
-        self.root.join("ovs")
-    }
-    pub fn crun_root(&self) -> PathBuf {
-        self.root.join("crun")
-    }
-    pub fn endpoint(&self, name: &str) -> PathBuf {
-        self.root.join("ep").join(name)
-    }
-    pub fn intent(&self) -> PathBuf {
-        self.root.join("intent")
-    }
 }

@@ -3,7 +3,8 @@
 //! daemons), and a small OVSDB client (RFC 7047 JSON-RPC over the unix socket).
 //! Every row cloonix writes carries `external_ids` `cloonix-lab` and `cloonix-owner`.
 
-use super::{HostError, LabDirs, Result, io, run};
+use super::process::{self, Identity, Launch};
+use super::{HostError, Result, io, run};
 use crate::graph::names::{LABEL_LAB, LABEL_OWNER};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -15,31 +16,58 @@ use std::time::{Duration, Instant};
 
 const SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
 
-pub fn socket(dirs: &LabDirs) -> PathBuf {
-    dirs.ovs().join("db.sock")
+pub fn socket(dir: &Path) -> PathBuf {
+    dir.join("db.sock")
 }
 
-fn ovs_command(program: &str, dirs: &LabDirs, ns: &str) -> Command {
-    let d = dirs.ovs();
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", ns, program])
-        .env("OVS_RUNDIR", &d)
-        .env("OVS_DBDIR", &d)
-        .env("OVS_LOGDIR", &d)
-        .env("OVS_SYSCONFDIR", &d);
-    cmd
+/// The two daemons, by role: the program and the name of its files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Daemon {
+    Db,
+    Switch,
 }
 
-/// Starts both daemons in `ns` unless they run already, and waits for the database.
-pub fn start(dirs: &LabDirs, ns: &str) -> Result<()> {
-    if running(dirs) {
-        return Ok(());
+impl Daemon {
+    fn program(self) -> &'static str {
+        match self {
+            Daemon::Db => "ovsdb-server",
+            Daemon::Switch => "ovs-vswitchd",
+        }
     }
-    // One daemon without the other is what an apply killed while starting them leaves.
-    stop(dirs)?;
-    let d = dirs.ovs();
-    std::fs::create_dir_all(&d).map_err(io("create the OVS directory"))?;
-    let db = d.join("conf.db");
+}
+
+fn launch(daemon: Daemon, dir: &Path, netns: &Path) -> Result<Identity> {
+    let s = |p: &str| dir.join(p).display().to_string();
+    let name = daemon.program();
+    let mut args = match daemon {
+        Daemon::Db => vec![s("conf.db"), format!("--remote=punix:{}", s("db.sock"))],
+        Daemon::Switch => vec![format!("unix:{}", s("db.sock"))],
+    };
+    // In the foreground, so that the pid cloonix records is the daemon's own; the pid
+    // file is written for OVS's own tools and never read by cloonix.
+    args.extend([
+        format!("--pidfile={}", s(&format!("{name}.pid"))),
+        format!("--unixctl={}", s(&format!("{name}.ctl"))),
+        format!("--log-file={}", s(&format!("{name}.log"))),
+        "--no-chdir".into(),
+    ]);
+    let env = ["OVS_RUNDIR", "OVS_DBDIR", "OVS_LOGDIR", "OVS_SYSCONFDIR"]
+        .iter()
+        .map(|k| (k.to_string(), dir.display().to_string()))
+        .collect();
+    process::launch(&Launch {
+        program: name,
+        args,
+        env,
+        netns: Some(netns),
+        log: Some(&dir.join(format!("{name}.out"))),
+    })
+}
+
+/// Starts ovsdb-server in `netns` with its files in `dir`, and waits for its socket.
+pub fn start_db(dir: &Path, netns: &Path) -> Result<Identity> {
+    std::fs::create_dir_all(dir).map_err(io("create the OVS directory"))?;
+    let db = dir.join("conf.db");
     if !db.exists() {
         if !Path::new(SCHEMA).exists() {
             return Err(HostError::Missing {
@@ -55,23 +83,12 @@ pub fn start(dirs: &LabDirs, ns: &str) -> Result<()> {
             "create the OVS database",
         )?;
     }
-    let s = |p: &str| d.join(p).display().to_string();
-    run(
-        ovs_command("ovsdb-server", dirs, ns).args([
-            &s("conf.db"),
-            &format!("--remote=punix:{}", s("db.sock")),
-            &format!("--pidfile={}", s("ovsdb-server.pid")),
-            &format!("--unixctl={}", s("ovsdb-server.ctl")),
-            &format!("--log-file={}", s("ovsdb-server.log")),
-            "--detach",
-            "--no-chdir",
-        ]),
-        "start ovsdb-server",
-    )?;
-    wait_for(&socket(dirs))?;
+    let _ = std::fs::remove_file(socket(dir));
+    let id = launch(Daemon::Db, dir, netns)?;
+    wait_for(&socket(dir), &id, &dir.join("ovsdb-server.log"))?;
     // ovs-vswitchd expects the one root row that `ovs-vsctl init` would make; a database
     // left by an interrupted start may lack it.
-    let mut db = Ovsdb::connect(dirs)?;
+    let mut db = Ovsdb::connect(dir)?;
     let rows = db.transact(vec![
         json!({"op": "select", "table": "Open_vSwitch", "where": [], "columns": ["_uuid"]}),
     ])?;
@@ -80,66 +97,37 @@ pub fn start(dirs: &LabDirs, ns: &str) -> Result<()> {
             json!({"op": "insert", "table": "Open_vSwitch", "row": {}}),
         ])?;
     }
-    run(
-        ovs_command("ovs-vswitchd", dirs, ns).args([
-            &format!("unix:{}", s("db.sock")),
-            &format!("--pidfile={}", s("ovs-vswitchd.pid")),
-            &format!("--unixctl={}", s("ovs-vswitchd.ctl")),
-            &format!("--log-file={}", s("ovs-vswitchd.log")),
-            "--detach",
-            "--no-chdir",
-        ]),
-        "start ovs-vswitchd",
-    )?;
-    Ok(())
+    Ok(id)
 }
 
-fn wait_for(path: &Path) -> Result<()> {
+/// Starts ovs-vswitchd in `netns`, on the database in `dir`.
+pub fn start_switch(dir: &Path, netns: &Path) -> Result<Identity> {
+    launch(Daemon::Switch, dir, netns)
+}
+
+/// Daemons of the lab that no record names (an apply killed while starting them): the
+/// OVS programs running in the lab's switch namespace.
+pub fn unrecorded(netns: &Path) -> Vec<Identity> {
+    [Daemon::Switch, Daemon::Db]
+        .iter()
+        .filter_map(|d| process::which(d.program()))
+        .flat_map(|exe| process::find(&exe, netns))
+        .collect()
+}
+
+fn wait_for(path: &Path, daemon: &Identity, log: &Path) -> Result<()> {
     let start = Instant::now();
     while UnixStream::connect(path).is_err() {
-        if start.elapsed() > Duration::from_secs(10) {
+        if !daemon.alive() || start.elapsed() > Duration::from_secs(10) {
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
             return Err(HostError::Ovsdb(format!(
-                "{} did not come up",
-                path.display()
+                "{} did not come up: {}",
+                path.display(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
             )));
         }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
-}
-
-fn pid_of(dirs: &LabDirs, daemon: &str) -> Option<i32> {
-    let text = std::fs::read_to_string(dirs.ovs().join(format!("{daemon}.pid"))).ok()?;
-    let pid: i32 = text.trim().parse().ok()?;
-    super::alive(pid).then_some(pid)
-}
-
-pub fn running(dirs: &LabDirs) -> bool {
-    pid_of(dirs, "ovsdb-server").is_some() && pid_of(dirs, "ovs-vswitchd").is_some()
-}
-
-/// Stops both daemons (a daemon that is gone is fine) and waits for them to exit.
-///
-/// ovs-vswitchd gets SIGKILL: with the userspace datapath nothing of its state outlives
-/// it, its files and namespace go next, and its orderly exit takes seconds with hundreds
-/// of ports.
-pub fn stop(dirs: &LabDirs) -> Result<()> {
-    for (daemon, signal) in [
-        ("ovs-vswitchd", libc::SIGKILL),
-        ("ovsdb-server", libc::SIGTERM),
-    ] {
-        if let Some(pid) = pid_of(dirs, daemon) {
-            // SAFETY: a pid read from our own pidfile, checked alive just now.
-            unsafe { libc::kill(pid, signal) };
-            let start = Instant::now();
-            while super::alive(pid) {
-                if start.elapsed() > Duration::from_secs(5) {
-                    // SAFETY: as above.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        }
+        std::thread::sleep(Duration::from_millis(10));
     }
     Ok(())
 }
@@ -168,8 +156,9 @@ pub struct Ovsdb {
 }
 
 impl Ovsdb {
-    pub fn connect(dirs: &LabDirs) -> Result<Ovsdb> {
-        let stream = UnixStream::connect(socket(dirs)).map_err(io("connect to the lab's OVSDB"))?;
+    /// Connects to the database whose files are in `dir`.
+    pub fn connect(dir: &Path) -> Result<Ovsdb> {
+        let stream = UnixStream::connect(socket(dir)).map_err(io("connect to the lab's OVSDB"))?;
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .map_err(io("OVSDB socket"))?;

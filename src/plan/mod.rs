@@ -77,6 +77,9 @@ enum Verdict {
 }
 
 fn compare(old: &Resource, new: &Resource) -> Option<Verdict> {
+    if let Some(why) = &old.tainted {
+        return Some(Verdict::Replace(why.clone(), Vec::new()));
+    }
     if old == new {
         return None;
     }

@@ -21,6 +21,20 @@ pub struct Loaded {
     pub topology: Topology,
     /// What the file would do to the host; refused unless the user passes `--allow-host`.
     pub host_items: Vec<HostItem>,
+    /// Where each endpoint (`NAME`) and each of its fields (`NAME.FIELD`) is written, so
+    /// that what is found wrong after loading (a host name taken, say) can be pointed at.
+    pub positions: BTreeMap<String, Pos>,
+}
+
+impl Loaded {
+    /// Where endpoint `name`'s `field` is written, or the endpoint itself.
+    pub fn position(&self, name: &str, field: Option<&str>) -> Pos {
+        field
+            .and_then(|f| self.positions.get(&format!("{name}.{f}")))
+            .or_else(|| self.positions.get(name))
+            .copied()
+            .unwrap_or(Pos { line: 1, col: 1 })
+    }
 }
 
 /// One thing in the file that reaches into the host.
@@ -98,6 +112,7 @@ pub fn load_str(text: &str, dir: &Path) -> Result<Loaded, Diagnostics> {
         images: BTreeSet::new(),
         macs: BTreeMap::new(),
         host: Vec::new(),
+        positions: BTreeMap::new(),
     };
     let topology = match &root {
         Some(root) => cx.topology(root),
@@ -117,6 +132,7 @@ pub fn load_str(text: &str, dir: &Path) -> Result<Loaded, Diagnostics> {
         Some(topology) if diags.is_empty() => Ok(Loaded {
             topology,
             host_items: cx.host,
+            positions: cx.positions,
         }),
         _ => Err(Diagnostics(diags)),
     }
@@ -146,6 +162,13 @@ impl Cx {
             for (key, value) in node {
                 let kind = kind_of(value);
                 self.endpoints.insert(key.name.clone(), kind);
+                self.positions.insert(key.name.clone(), key.pos);
+                if let Value::Map(fields) = &value.value {
+                    for (field, node) in fields {
+                        let at = format!("{}.{}", key.name, field.name);
+                        self.positions.insert(at, node.pos);
+                    }
+                }
             }
             for (key, value) in node {
                 let ok = self.key_name(key, "endpoint name");

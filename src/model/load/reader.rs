@@ -48,6 +48,7 @@ pub(super) struct Cx {
     pub(super) images: BTreeSet<String>,
     pub(super) macs: BTreeMap<Mac, Pos>,
     pub(super) host: Vec<HostItem>,
+    pub(super) positions: BTreeMap<String, Pos>,
 }
 
 /// The keys of one mapping, taken one by one; what is left over is unknown.

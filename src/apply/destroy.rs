@@ -1,0 +1,65 @@
+//! `destroy`: the plan to nothing, then each kind's sweep for what an interrupted apply
+//! made without recording it, then the lab's directories. Everything is matched by this
+//! lab's exact names and recorded identities: no other lab's object, and nothing of the
+//! host's, is touched.
+
+use super::{Failure, Report, execute};
+use crate::graph::{Graph, Kind};
+use crate::host::{Lab, RUN_ROOT, STATE_ROOT, io, netns};
+use crate::observe::observe_lab;
+
+/// Removes a lab and everything it made; `None` when there was nothing of it on this host.
+pub fn destroy(name: &str, progress: &(dyn Fn(&str) + Sync)) -> Option<Report> {
+    let mut lab = Lab::new(name);
+    lab.tearing_down = true;
+    if !exists(&lab) {
+        return None;
+    }
+    let observed = observe_lab(&lab);
+    let empty = Graph::new(name);
+    let plan = crate::plan::plan(&empty, &observed.graph);
+    let mut report = execute(&plan, &empty, &lab, &observed.receipts(), progress);
+    for kind in Kind::ALL {
+        for (what, e) in crate::kinds::sweep(kind, &lab) {
+            report.failures.push(Failure {
+                resource: what,
+                error: e.to_string(),
+            });
+        }
+    }
+    for dir in [&lab.run, &lab.state] {
+        if let Err(e) = std::fs::remove_dir_all(dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            report.failures.push(Failure {
+                resource: dir.display().to_string(),
+                error: io("remove the lab's files")(e).to_string(),
+            });
+        }
+    }
+    Some(report)
+}
+
+/// Whether anything of the lab is on this host: its directories, or a namespace.
+fn exists(lab: &Lab) -> bool {
+    let prefix = lab.switch_ns();
+    lab.run.exists()
+        || lab.state.exists()
+        || netns::list(&prefix)
+            .iter()
+            .any(|n| *n == prefix || n.starts_with(&format!("{prefix}_")))
+}
+
+/// The names of the labs that exist on this host.
+pub fn labs() -> Vec<String> {
+    let mut out: Vec<String> = [RUN_ROOT, STATE_ROOT]
+        .iter()
+        .filter_map(|root| std::fs::read_dir(root).ok())
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|l| crate::model::is_name(l))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}

@@ -1,0 +1,305 @@
+//! The one way cloonix starts, recognises and stops a long-lived process (ovsdb-server,
+//! ovs-vswitchd, a container's init; qemu and the data-plane helpers later).
+//!
+//! A process is known by its [`Identity`]: pid and start time, recorded when cloonix
+//! starts it. A pid alone is never trusted: pid files go stale and a pid is reused once its
+//! process is gone, so a signal sent to a bare pid can hit an unrelated process. Every
+//! signal goes through a pidfd opened first and checked against the recorded start time,
+//! so it reaches the recorded process or nothing.
+
+use super::{HostError, Result, io};
+use rustix::event::{PollFd, PollFlags, poll};
+use rustix::fs::Timespec;
+use rustix::process::{Pid, PidfdFlags, Signal, pidfd_open, pidfd_send_signal};
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A process as cloonix recorded it: its pid and when it started (clock ticks since
+/// boot, field 22 of `/proc/PID/stat`). Two processes never share both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub pid: i32,
+    pub start: u64,
+}
+
+/// What `/proc/PID/stat` says of a process: its start time and whether it has exited
+/// (a zombie waits for whoever adopted it to reap it; it runs no more).
+fn stat(pid: i32) -> Option<(u64, bool)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let mut fields = after.split_whitespace();
+    let zombie = fields.next()? == "Z";
+    let start = fields.nth(18)?.parse().ok()?;
+    Some((start, zombie))
+}
+
+impl Identity {
+    /// The process that has `pid` now, if one runs.
+    pub fn of(pid: i32) -> Option<Identity> {
+        match stat(pid)? {
+            (start, false) => Some(Identity { pid, start }),
+            (_, true) => None,
+        }
+    }
+
+    /// Whether the recorded process still runs (and is not merely a reused pid).
+    pub fn alive(&self) -> bool {
+        stat(self.pid) == Some((self.start, false))
+    }
+
+    /// A pidfd on the recorded process, or None when it is gone. Opened before the start
+    /// time is checked: from then on the pid cannot name another process for us.
+    fn pidfd(&self) -> Option<OwnedFd> {
+        let fd = pidfd_open(Pid::from_raw(self.pid)?, PidfdFlags::empty()).ok()?;
+        self.alive().then_some(fd)
+    }
+
+    /// Stops the process: SIGTERM, then SIGKILL after `grace`, and waits for it to exit.
+    /// A process that is gone (or a pid now held by another process) is left alone.
+    pub fn stop(&self, grace: Duration) -> Result<()> {
+        let Some(fd) = self.pidfd() else {
+            return Ok(());
+        };
+        if !grace.is_zero() {
+            let _ = pidfd_send_signal(&fd, Signal::TERM);
+            if wait_exit(&fd, grace) {
+                return Ok(());
+            }
+        }
+        let _ = pidfd_send_signal(&fd, Signal::KILL);
+        if wait_exit(&fd, Duration::from_secs(10)) {
+            Ok(())
+        } else {
+            Err(HostError::Other(format!(
+                "process {} did not exit after SIGKILL",
+                self.pid
+            )))
+        }
+    }
+
+    /// Sends SIGKILL without waiting; for many processes at once, followed by
+    /// [`Identity::stop`] on each to wait.
+    pub fn kill_now(&self) {
+        if let Some(fd) = self.pidfd() {
+            let _ = pidfd_send_signal(&fd, Signal::KILL);
+        }
+    }
+
+    /// The network namespace the process lives in (the inode of /proc/PID/ns/net).
+    pub fn netns_inode(&self) -> Option<u64> {
+        netns_inode_of(self.pid).filter(|_| self.alive())
+    }
+}
+
+/// Waits until the process behind `fd` has exited (a pidfd becomes readable then).
+fn wait_exit(fd: &OwnedFd, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let timeout = Timespec {
+            tv_sec: left.as_secs() as i64,
+            tv_nsec: left.subsec_nanos() as i64,
+        };
+        let mut fds = [PollFd::new(fd, PollFlags::IN)];
+        match poll(&mut fds, Some(&timeout)) {
+            Ok(n) if n > 0 => return true,
+            Ok(_) => return false,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+fn netns_inode_of(pid: i32) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}/ns/net"))
+        .ok()
+        .map(|m| m.ino())
+}
+
+/// How to start a long-lived process.
+pub struct Launch<'a> {
+    pub program: &'a str,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// The named network namespace to run it in (None: the host's).
+    pub netns: Option<&'a Path>,
+    /// Where its standard output and error go (None: nowhere).
+    pub log: Option<&'a Path>,
+}
+
+/// Starts the process in its own session (a Ctrl-C of cloonix never reaches it), inside
+/// `netns` when given, with a sysfs of that namespace (as `ip netns exec` gives it), and
+/// returns its identity. It is not waited for: it outlives cloonix, and whoever adopts it
+/// reaps it.
+pub fn launch(l: &Launch) -> Result<Identity> {
+    let mut cmd = Command::new(l.program);
+    cmd.args(&l.args)
+        .envs(l.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null());
+    match l.log {
+        Some(log) => {
+            let f = File::options()
+                .create(true)
+                .append(true)
+                .open(log)
+                .map_err(io(format!("open {}", log.display())))?;
+            cmd.stdout(f.try_clone().map_err(io("log file"))?).stderr(f);
+        }
+        None => {
+            cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+    }
+    let ns = l
+        .netns
+        .map(|p| File::open(p).map_err(io(format!("open namespace {}", p.display()))))
+        .transpose()?;
+    let ns_fd = ns.as_ref().map(|f| f.as_raw_fd());
+    // SAFETY: between fork and exec only syscalls run, on descriptors and constant C
+    // strings made before the fork; nothing allocates.
+    unsafe {
+        cmd.pre_exec(move || {
+            rustix::process::setsid()?;
+            if let Some(fd) = ns_fd {
+                let fd = std::os::fd::BorrowedFd::borrow_raw(fd);
+                rustix::thread::move_into_link_name_space(
+                    fd,
+                    Some(rustix::thread::LinkNameSpaceType::Network),
+                )?;
+                own_sysfs()?;
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => HostError::Missing {
+            program: l.program.to_string(),
+            package: super::package_of(l.program),
+        },
+        _ => io(format!("start {}", l.program))(e),
+    })?;
+    let pid = child.id() as i32;
+    // Our child until cloonix exits: its start time can be read even if it died already.
+    let start = stat(pid)
+        .map(|(s, _)| s)
+        .ok_or_else(|| HostError::Other(format!("{} exited as soon as it started", l.program)))?;
+    Ok(Identity { pid, start })
+}
+
+/// In a forked child: a private mount namespace with a sysfs of the child's network
+/// namespace on /sys, so that tools reading /sys/class/net see the namespace's devices.
+fn own_sysfs() -> std::io::Result<()> {
+    use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
+    // SAFETY: unshare of the mount namespace, in a single-threaded forked child.
+    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNS)? };
+    rustix::mount::mount_change(
+        c"/",
+        MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC,
+    )?;
+    let _ = rustix::mount::unmount(c"/sys", UnmountFlags::DETACH);
+    rustix::mount::mount(c"sysfs", c"/sys", c"sysfs", MountFlags::empty(), c"")?;
+    Ok(())
+}
+
+/// Every running process whose executable is `exe` and whose network namespace is the
+/// one bound at `netns`: how a process that cloonix started but could not record (it was
+/// killed right after the start) is recognised. Both must match, so nothing else running
+/// on the host can pass for it.
+pub fn find(exe: &Path, netns: &Path) -> Vec<Identity> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(ns) = std::fs::metadata(netns).map(|m| m.ino()) else {
+        return Vec::new();
+    };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| netns_inode_of(pid) == Some(ns))
+        .filter(|&pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|p| p == exe))
+        .filter_map(Identity::of)
+        .collect()
+}
+
+/// Every running process whose root directory is at or below `root`: the processes of
+/// containers whose root filesystems live there.
+pub fn find_rooted_under(root: &Path) -> Vec<Identity> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            std::fs::read_link(format!("/proc/{pid}/root")).is_ok_and(|r| r.starts_with(root))
+        })
+        .filter_map(Identity::of)
+        .collect()
+}
+
+/// The absolute path of a program on PATH, as /proc/PID/exe would show it.
+pub fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+        .and_then(|p| p.canonicalize().ok())
+}
+
+/// Stops many processes at once: all are sent SIGKILL first, then each is waited for.
+pub fn kill_all(ids: &[Identity]) -> Result<()> {
+    ids.iter().for_each(Identity::kill_now);
+    ids.iter().try_for_each(|id| id.stop(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_identity_outlives_nothing_but_its_process() {
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let id = Identity::of(child.id() as i32).unwrap();
+        assert!(id.alive());
+        let other = Identity {
+            pid: id.pid,
+            start: id.start + 1,
+        };
+        assert!(
+            !other.alive(),
+            "a start time that differs is another process"
+        );
+        other.stop(Duration::ZERO).unwrap();
+        assert!(id.alive(), "stopping another identity touched this process");
+        id.stop(Duration::from_secs(1)).unwrap();
+        let _ = child.wait();
+        assert!(!id.alive());
+    }
+
+    #[test]
+    fn a_launched_process_is_its_own_session() {
+        let id = launch(&Launch {
+            program: "sleep",
+            args: vec!["30".into()],
+            env: Vec::new(),
+            netns: None,
+            log: None,
+        })
+        .unwrap();
+        let sid = std::fs::read_to_string(format!("/proc/{}/stat", id.pid)).unwrap();
+        let sid: i32 = sid
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .nth(3)
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(sid, id.pid);
+        id.stop(Duration::from_secs(1)).unwrap();
+        assert!(!id.alive());
+    }
+}

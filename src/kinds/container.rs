@@ -1,0 +1,210 @@
+//! A container run by crun in its endpoint's namespaces, on its root filesystem, with a
+//! small init as pid 1; its `run` commands run once, in order, when it starts.
+//!
+//! Its receipt holds its init's identity (the only way it is ever signalled) and where its
+//! `run` commands are: a container whose commands were interrupted is tainted, so the
+//! next apply replaces it rather than run them twice or trust a half-configured endpoint.
+
+use super::{ExecRequest, Facts, Seen, StepCx};
+use crate::graph::{ContainerSpec, Resource, ResourceId};
+use crate::host::crun::{self, RunResult};
+use crate::host::process::{self, Identity};
+use crate::host::rootfs::{self, Lookup};
+use crate::host::{HostError, Lab, Result, netns};
+use crate::status::{Health, LabStatus};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Why `cpu` and `ram` limits are not enforced here: crun runs without a cgroup manager
+/// (it refuses this kind of host's hybrid cgroups), so nothing can hold a container to
+/// them. Said by `apply` and `status` for every container that sets one.
+pub const LIMITS_NOT_ENFORCED: &str =
+    "not enforced: crun runs without a cgroup manager on this host";
+
+/// Where a container's `run` commands are.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "state", content = "results")]
+pub enum RunState {
+    /// Not started (or recorded by a version that did not say).
+    #[default]
+    Unknown,
+    /// Started and not finished: if cloonix was killed meanwhile, nobody knows how far
+    /// they got.
+    Running,
+    /// All ran, or the first failure stopped them.
+    Done(Vec<RunResult>),
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Receipt {
+    pub init: Option<Identity>,
+    pub runs: RunState,
+}
+
+pub struct Driver;
+
+/// Describes a failed `run` command for apply's and status's reports.
+pub fn describe_failure(r: &RunResult) -> String {
+    let how = match (r.timed_out, r.exit_code) {
+        (true, _) => "timed out".to_string(),
+        (false, Some(code)) => format!("exited with {code}"),
+        (false, None) => "was killed".to_string(),
+    };
+    let output = r.output.trim();
+    if output.is_empty() {
+        format!("run `{}` {how}", r.command)
+    } else {
+        format!("run `{}` {how}:\n{output}", r.command)
+    }
+}
+
+impl super::Driver for Driver {
+    type Spec = ContainerSpec;
+    type Receipt = Receipt;
+
+    fn create(cx: &StepCx, c: &ContainerSpec) -> Result<Receipt> {
+        let (lab, name) = (cx.lab, cx.name());
+        let paths = super::rootfs::paths(lab, name);
+        // Processes of an earlier container on this root that an interrupted apply left
+        // without a record: known by their root directory.
+        process::kill_all(&process::find_rooted_under(&paths.merged()))?;
+        let id = lab.container_id(name);
+        let ns = netns::path(&lab.endpoint_ns(name));
+        let spec = crun::Spec {
+            id: &id,
+            hostname: name,
+            netns: &ns,
+            env: &c.env,
+            sysctl: &c.sysctl,
+            privileged: c.privileged,
+        };
+        let init = crun::start(&lab.crun_root(), &paths, &spec)?;
+        let mut receipt = Receipt {
+            init: Some(init),
+            runs: RunState::Running,
+        };
+        cx.checkpoint(&receipt)?;
+        let results = crun::run_commands(
+            &lab.crun_root(),
+            &id,
+            &c.env,
+            &c.run,
+            Duration::from_millis(c.run_timeout.0),
+        );
+        let failed = results.iter().find(|r| !r.ok()).map(describe_failure);
+        receipt.runs = RunState::Done(results);
+        match failed {
+            None => Ok(receipt),
+            // The container runs: record it, so that no later apply runs its commands
+            // again, and report the failure.
+            Some(msg) => {
+                cx.checkpoint(&receipt)?;
+                Err(HostError::RunFailed(msg))
+            }
+        }
+    }
+
+    /// Only `run_timeout` changes in place, and it only matters to the next start.
+    fn update(
+        _cx: &StepCx,
+        _before: &ContainerSpec,
+        _c: &ContainerSpec,
+        r: Receipt,
+    ) -> Result<Receipt> {
+        Ok(r)
+    }
+
+    fn destroy(cx: &StepCx, _c: &ContainerSpec, r: Receipt) -> Result<()> {
+        crun::delete(&cx.lab.crun_root(), &cx.lab.container_id(cx.name()), r.init)
+    }
+
+    fn observe(
+        _lab: &Lab,
+        _facts: &Facts,
+        _id: &ResourceId,
+        _c: &mut ContainerSpec,
+        r: &Receipt,
+    ) -> Seen {
+        if !r.init.as_ref().is_some_and(Identity::alive) {
+            return Seen::Gone;
+        }
+        match r.runs {
+            RunState::Running => Seen::Tainted("its run commands were interrupted".into()),
+            RunState::Unknown | RunState::Done(_) => Seen::Present,
+        }
+    }
+
+    fn report(
+        _lab: &Lab,
+        r: &Resource,
+        c: &ContainerSpec,
+        rc: &Receipt,
+        seen: &Seen,
+        out: &mut LabStatus,
+    ) {
+        let ep = out.endpoint(&r.id.name);
+        ep.kind = "cnt".into();
+        match seen {
+            Seen::Present => ep.pid = rc.init.map(|i| i.pid),
+            Seen::Tainted(why) => {
+                ep.pid = rc.init.map(|i| i.pid);
+                ep.problems
+                    .push(format!("{why}: the next apply replaces it"));
+            }
+            Seen::Gone => {
+                ep.state = ep.state.max(Health::Down);
+                ep.problems.push("its container is not running".into());
+            }
+        }
+        if let RunState::Done(results) = &rc.runs {
+            ep.run = results.clone();
+        }
+        if c.cpu.is_some() || c.ram.is_some() {
+            ep.notes
+                .push(format!("cpu/ram limits {LIMITS_NOT_ENFORCED}"));
+        }
+    }
+
+    /// Every process whose root is in the lab's state directory: its containers'.
+    fn sweep(lab: &Lab) -> Vec<(String, HostError)> {
+        match process::kill_all(&process::find_rooted_under(&lab.state)) {
+            Ok(()) => Vec::new(),
+            Err(e) => vec![("containers".into(), e)],
+        }
+    }
+
+    fn exec(
+        lab: &Lab,
+        id: &ResourceId,
+        c: &ContainerSpec,
+        r: &Receipt,
+        req: &ExecRequest,
+    ) -> Option<Result<i32>> {
+        let run = || -> Result<i32> {
+            if !r.init.as_ref().is_some_and(Identity::alive) {
+                return Err(HostError::Other(format!(
+                    "container {} is not running",
+                    id.name
+                )));
+            }
+            let cid = lab.container_id(&id.name);
+            let status = crun::exec_command(&lab.crun_root(), &cid, &c.env, req.tty, req.argv)
+                .status()
+                .map_err(crate::host::io("run crun exec"))?;
+            // crun says 255 when it could not start the command: tell why, as shells do.
+            Ok(match status.code() {
+                Some(255) => {
+                    let root = super::rootfs::paths(lab, &id.name).merged();
+                    match rootfs::lookup(&root, &req.argv[0]) {
+                        Lookup::Missing => 127,
+                        Lookup::NotExecutable => 126,
+                        Lookup::Found => 255,
+                    }
+                }
+                Some(code) => code,
+                None => 128 + 9,
+            })
+        };
+        Some(run())
+    }
+}

@@ -1,0 +1,62 @@
+//! An endpoint's network namespace (containers, and the helpers' routers).
+
+use super::{Facts, Seen, StepCx};
+use crate::graph::{EndpointNs, Resource, ResourceId};
+use crate::host::{HostError, Lab, Result, netns};
+use crate::status::{Health, LabStatus};
+
+pub struct Driver;
+
+impl super::Driver for Driver {
+    type Spec = EndpointNs;
+    type Receipt = ();
+
+    fn create(cx: &StepCx, _s: &EndpointNs) -> Result<()> {
+        netns::add(&cx.lab.endpoint_ns(cx.name()))
+    }
+
+    fn update(cx: &StepCx, _before: &EndpointNs, _s: &EndpointNs, _r: ()) -> Result<()> {
+        netns::add(&cx.lab.endpoint_ns(cx.name()))
+    }
+
+    fn destroy(cx: &StepCx, _s: &EndpointNs, _r: ()) -> Result<()> {
+        netns::del(&cx.lab.endpoint_ns(cx.name()))
+    }
+
+    fn observe(lab: &Lab, facts: &Facts, id: &ResourceId, _s: &mut EndpointNs, _r: &()) -> Seen {
+        match facts.namespaces.contains(&lab.endpoint_ns(&id.name)) {
+            true => Seen::Present,
+            false => Seen::Gone,
+        }
+    }
+
+    fn report(
+        _lab: &Lab,
+        r: &Resource,
+        s: &EndpointNs,
+        _rc: &(),
+        seen: &Seen,
+        out: &mut LabStatus,
+    ) {
+        let ep = out.endpoint(&r.id.name);
+        ep.kind = s.kind.clone();
+        if *seen == Seen::Gone {
+            ep.problems.push("its network namespace is gone".into());
+            ep.state = ep.state.max(Health::Down);
+        }
+    }
+
+    /// Every `cloonix_<lab>_*` namespace: lab names hold no `_`, so these are this lab's
+    /// and no other's.
+    fn sweep(lab: &Lab) -> Vec<(String, HostError)> {
+        let prefix = lab.endpoint_ns("");
+        netns::list(&prefix)
+            .into_iter()
+            .filter_map(|ns| {
+                netns::del(&ns)
+                    .err()
+                    .map(|e| (format!("namespace {ns}"), e))
+            })
+            .collect()
+    }
+}
