@@ -1,173 +1,10 @@
 //! Labs on the real host: Open vSwitch, namespaces, veths and crun, no mocks. Each test has
-//! its own lab name and a guard that destroys the lab even when the test fails. They need
-//! root (CI runs as root); without it they say so and pass.
+//! its own lab name and a guard that destroys the lab even when the test fails.
 
-use cloonix::apply::Context;
-use cloonix::host::crun;
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
-fn root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let is_root = unsafe { libc::geteuid() } == 0;
-    if !is_root {
-        eprintln!("skipped: needs root");
-    }
-    is_root
-}
-
-struct Lab {
-    name: String,
-    dir: PathBuf,
-}
-
-impl Lab {
-    /// A fresh lab of that name, or None (the test passes, saying why) without root.
-    fn as_root(name: &str) -> Option<Lab> {
-        root().then(|| Lab::new(name))
-    }
-
-    fn new(name: &str) -> Lab {
-        let dir = std::env::temp_dir().join(format!("cloonix-test-{name}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let lab = Lab {
-            name: name.to_string(),
-            dir,
-        };
-        lab.cloonix(&["destroy", name]);
-        lab
-    }
-
-    fn file(&self, yaml: &str) -> String {
-        let path = self.dir.join("lab.yaml");
-        std::fs::write(&path, format!("name: {}\n{yaml}", self.name)).unwrap();
-        path.display().to_string()
-    }
-
-    fn cloonix(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_cloonix"))
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    /// Runs `cloonix ARGS` and kills it with SIGKILL as soon as it has reported `n` progress
-    /// lines containing `word`; how many it reported (fewer when it ended first).
-    fn kill_after(&self, args: &[&str], word: &str, n: usize) -> usize {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cloonix"))
-            .args(args)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut progress = std::io::BufReader::new(child.stderr.take().unwrap());
-        let (mut line, mut seen) = (String::new(), 0);
-        while seen < n && std::io::BufRead::read_line(&mut progress, &mut line).unwrap() > 0 {
-            seen += usize::from(line.contains(word));
-            line.clear();
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        seen
-    }
-
-    /// Applies `yaml`, asserting success.
-    fn apply(&self, yaml: &str) -> String {
-        let file = self.file(yaml);
-        let out = self.cloonix(&["apply", &file]);
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "apply failed:\n{text}");
-        text
-    }
-
-    fn diff_code(&self, yaml: &str) -> i32 {
-        let file = self.file(yaml);
-        self.cloonix(&["diff", &file]).status.code().unwrap()
-    }
-
-    fn exec(&self, node: &str, cmd: &str) -> (i32, String) {
-        let out = self.cloonix(&["exec", &self.name, node, "--", "sh", "-c", cmd]);
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    }
-
-    fn ping(&self, from: &str, to: &str) -> bool {
-        self.exec(from, &format!("ping -c 1 -W 2 {to}")).0 == 0
-    }
-
-    /// Up to three pings: after a failed one, the kernel takes a moment to resolve the
-    /// neighbour again.
-    fn ping_again(&self, from: &str, to: &str) -> bool {
-        self.exec(from, &format!("ping -c 3 -W 2 {to}")).0 == 0
-    }
-
-    /// A TCP round trip through the lab: busybox nc serving a page, fetched with nc.
-    fn tcp(&self, from: &str, to: &str) -> bool {
-        let (_, out) = self.exec(
-            from,
-            &format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {to} 80"),
-        );
-        out.contains("hello")
-    }
-
-    /// The start time of the container's pid 1: unchanged means never restarted.
-    fn init_start(&self, node: &str) -> u64 {
-        let cx = Context::new(&self.name);
-        let pid = crun::pid(&cx.dirs.crun_root(), &cx.container_id(node)).expect("container runs");
-        crun::start_time(pid).unwrap()
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let out = self.cloonix(&["destroy", &self.name]);
-        let _ = std::fs::remove_dir_all(&self.dir);
-        if !std::thread::panicking() {
-            assert!(
-                out.status.success(),
-                "destroy failed: {}",
-                String::from_utf8_lossy(&out.stdout)
-            );
-        }
-    }
-}
-
-/// Everything a lab may leave on the host.
-fn leftovers(lab: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let prefix = format!("cloonix_{lab}");
-    for ns in cloonix::host::netns::list(&prefix) {
-        if ns == prefix || ns.starts_with(&format!("{prefix}_")) {
-            out.push(format!("namespace {ns}"));
-        }
-    }
-    let dir = format!("/run/cloonix/{lab}");
-    if std::path::Path::new(&dir).exists() {
-        out.push(dir.clone());
-    }
-    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
-    out.extend(
-        mounts
-            .lines()
-            .filter(|l| l.contains(&format!("{dir}/")))
-            .map(String::from),
-    );
-    let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
-    let ps = String::from_utf8_lossy(&ps.stdout);
-    out.extend(
-        ps.lines()
-            .filter(|l| l.contains(&format!("{dir}/")))
-            .map(String::from),
-    );
-    out
-}
+use common::{Lab, leftovers};
+use std::process::Command;
 
 const WEB: &str = "    files:\n      /www/index.html: {content: \"hello\\n\"}\n    run: [\"httpd -p 80 -h /www\"]\n";
 
@@ -190,10 +27,12 @@ fn ring(n: usize, extra: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(
+    cloonix_not_root,
+    ignore = "needs root: run the suite as root, as CI does"
+)]
 fn a_ring_of_five_pings_and_carries_tcp_and_reapplies_to_nothing() {
-    let Some(lab) = Lab::as_root("t-ring") else {
-        return;
-    };
+    let lab = Lab::new("t-ring");
     let yaml = ring(5, "");
     lab.apply(&yaml);
     for i in 1..=5usize {
@@ -228,10 +67,12 @@ fn a_ring_of_five_pings_and_carries_tcp_and_reapplies_to_nothing() {
 }
 
 #[test]
+#[cfg_attr(
+    cloonix_not_root,
+    ignore = "needs root: run the suite as root, as CI does"
+)]
 fn live_edits_keep_every_container_running() {
-    let Some(lab) = Lab::as_root("t-live") else {
-        return;
-    };
+    let lab = Lab::new("t-live");
     let yaml = ring(5, "");
     lab.apply(&yaml);
     let before: Vec<u64> = (1..=5).map(|i| lab.init_start(&format!("r{i}"))).collect();
@@ -265,10 +106,12 @@ fn live_edits_keep_every_container_running() {
 }
 
 #[test]
+#[cfg_attr(
+    cloonix_not_root,
+    ignore = "needs root: run the suite as root, as CI does"
+)]
 fn drift_shows_in_diff_and_apply_repairs_it() {
-    let Some(lab) = Lab::as_root("t-drift") else {
-        return;
-    };
+    let lab = Lab::new("t-drift");
     let yaml = "lans: [l1]\nendpoints:\n  a:\n    kind: cnt\n    eth: [{lan: l1, ip: 10.0.0.1/24}]\n    run: [\"ip addr add 10.0.0.100/24 dev eth0\"]\n  b:\n    kind: cnt\n    eth: [{lan: l1, ip: 10.0.0.2/24}]\n";
     lab.apply(yaml);
     assert_eq!(
@@ -295,10 +138,11 @@ fn drift_shows_in_diff_and_apply_repairs_it() {
 }
 
 #[test]
+#[cfg_attr(
+    cloonix_not_root,
+    ignore = "needs root: run the suite as root, as CI does"
+)]
 fn destroy_leaves_nothing_and_labs_do_not_see_each_other() {
-    if !root() {
-        return;
-    }
     let yaml = "lans: [l1]\nendpoints:\n  a: {kind: cnt, eth: [{lan: l1, ip: 10.0.0.1/24}]}\n  b: {kind: cnt, eth: [{lan: l1, ip: 10.0.0.2/24}]}\n";
     let one = Lab::new("t-iso");
     let two = Lab::new("t-iso-2");
@@ -317,10 +161,12 @@ fn destroy_leaves_nothing_and_labs_do_not_see_each_other() {
 }
 
 #[test]
+#[cfg_attr(
+    cloonix_not_root,
+    ignore = "needs root: run the suite as root, as CI does"
+)]
 fn an_apply_killed_midway_is_completed_and_cleaned() {
-    let Some(lab) = Lab::as_root("t-kill") else {
-        return;
-    };
+    let lab = Lab::new("t-kill");
     let yaml = ring(6, "");
     let file = lab.file(&yaml);
     // Killed with SIGKILL after its first, third, ... resource: each time the next apply
@@ -348,10 +194,12 @@ fn an_apply_killed_midway_is_completed_and_cleaned() {
 }
 
 #[test]
+#[cfg_attr(
+    cloonix_not_root,
+    ignore = "needs root: run the suite as root, as CI does"
+)]
 fn bad_input_and_host_items_touch_nothing() {
-    let Some(lab) = Lab::as_root("t-refuse") else {
-        return;
-    };
+    let lab = Lab::new("t-refuse");
     let bad = lab.file("lans: [l1]\nendpoints:\n  a: {kind: cnt, eth: [{lan: l2}]}\n");
     let out = lab.cloonix(&["apply", &bad]);
     assert_eq!(out.status.code(), Some(1));
@@ -404,10 +252,12 @@ fn bad_input_and_host_items_touch_nothing() {
 }
 
 #[test]
+#[cfg_attr(
+    cloonix_not_root,
+    ignore = "needs root: run the suite as root, as CI does"
+)]
 fn a_failing_run_command_is_reported_once_and_not_run_again() {
-    let Some(lab) = Lab::as_root("t-run") else {
-        return;
-    };
+    let lab = Lab::new("t-run");
     let yaml = "lans: [l1]\nendpoints:\n  a:\n    kind: cnt\n    eth: [{lan: l1, ip: 10.0.0.1/24}]\n    run:\n      - \"echo first >> /ran\"\n      - \"echo broken; exit 3\"\n      - \"echo never >> /ran\"\n";
     let file = lab.file(yaml);
     let out = lab.cloonix(&["apply", &file]);
@@ -435,10 +285,12 @@ fn a_failing_run_command_is_reported_once_and_not_run_again() {
 }
 
 #[test]
+#[cfg_attr(
+    cloonix_not_root,
+    ignore = "needs root: run the suite as root, as CI does"
+)]
 fn cpu_and_ram_limits_that_cannot_be_enforced_are_said_so() {
-    let Some(lab) = Lab::as_root("t-limits") else {
-        return;
-    };
+    let lab = Lab::new("t-limits");
     let file =
         lab.file("lans: [l1]\nendpoints:\n  a: {kind: cnt, cpu: 0.5, ram: 64, eth: [{lan: l1}]}\n");
     let out = lab.cloonix(&["apply", &file]);
@@ -449,10 +301,12 @@ fn cpu_and_ram_limits_that_cannot_be_enforced_are_said_so() {
 }
 
 #[test]
+#[cfg_attr(
+    cloonix_not_root,
+    ignore = "needs root: run the suite as root, as CI does"
+)]
 fn address_lan_and_mtu_changes_are_made_in_place() {
-    let Some(lab) = Lab::as_root("t-update") else {
-        return;
-    };
+    let lab = Lab::new("t-update");
     let yaml = "lans: [l1, l2]\nendpoints:\n  a:\n    kind: cnt\n    eth:\n      - {lan: l1, ip: 10.1.0.1/24}\n      - {lan: l2, ip: 10.2.0.1/24}\n  b:\n    kind: cnt\n    eth: [{lan: l2, ip: 10.2.0.2/24}]\n";
     lab.apply(yaml);
     let start = lab.init_start("a");
@@ -485,10 +339,12 @@ fn address_lan_and_mtu_changes_are_made_in_place() {
 }
 
 #[test]
+#[cfg_attr(
+    cloonix_not_root,
+    ignore = "needs root: run the suite as root, as CI does"
+)]
 fn a_second_apply_waits_for_the_first_and_says_so() {
-    let Some(lab) = Lab::as_root("t-lock") else {
-        return;
-    };
+    let lab = Lab::new("t-lock");
     let file = lab.file("lans: [l1]\nendpoints:\n  a: {kind: cnt, eth: [{lan: l1}]}\n");
     let held = cloonix::apply::LabLock::take("t-lock", || panic!("nobody else holds it")).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_cloonix"))
@@ -514,10 +370,12 @@ fn a_second_apply_waits_for_the_first_and_says_so() {
 }
 
 #[test]
+#[cfg_attr(
+    cloonix_not_root,
+    ignore = "needs root: run the suite as root, as CI does"
+)]
 fn a_destroy_killed_midway_is_finished_by_the_next() {
-    let Some(lab) = Lab::as_root("t-undo") else {
-        return;
-    };
+    let lab = Lab::new("t-undo");
     let yaml = ring(6, "");
     for gone in [1, 10, 30] {
         lab.apply(&yaml);
