@@ -19,6 +19,7 @@
 //!       "problems": [ "interface eth1 is gone" ] } },
 //!   "pending": [ "+ endpoint r3" ],       // what the last apply wanted and the lab lacks
 //!   "last_apply": { "file": "ring.yaml", "at": "2026-11-23T12:00:00Z", "ok": true },
+//!   "notes": [ "this host's cgroups cannot be used ..." ],
 //!   "topology": { ... } }                 // the lab as a topology file (canonical form)
 //! ```
 
@@ -133,9 +134,18 @@ pub struct LabStatus {
     pub endpoints: BTreeMap<String, EndpointStatus>,
     pub pending: Vec<String>,
     pub last_apply: Option<LastApply>,
+    /// What holds for the whole lab on this host (e.g. that cgroups cannot be used).
+    pub notes: Vec<String>,
 }
 
 impl LabStatus {
+    /// Adds a lab-wide note once.
+    pub fn note(&mut self, text: &str) {
+        if !self.notes.iter().any(|n| n == text) {
+            self.notes.push(text.to_string());
+        }
+    }
+
     pub fn new(lab: &str) -> LabStatus {
         LabStatus {
             lab: lab.to_string(),
@@ -145,6 +155,7 @@ impl LabStatus {
             endpoints: BTreeMap::new(),
             pending: Vec::new(),
             last_apply: None,
+            notes: Vec::new(),
         }
     }
 

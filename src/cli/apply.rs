@@ -49,12 +49,17 @@ pub fn run(file: &Path, o: &Options) -> i32 {
         }
         print!("{}", render_text(&plan, &path, o.verbose));
     }
+    let mut containers = false;
     for (name, ep) in &loaded.topology.endpoints {
-        if let Endpoint::Cnt(c) = ep
-            && (c.cpu.is_some() || c.ram.is_some())
-        {
-            eprintln!("warning: {name}: cpu/ram limits {LIMITS_NOT_ENFORCED}");
+        if let Endpoint::Cnt(c) = ep {
+            containers = true;
+            if c.cpu.is_some() || c.ram.is_some() {
+                eprintln!("warning: {name}: cpu/ram limits {LIMITS_NOT_ENFORCED}");
+            }
         }
+    }
+    if containers {
+        eprintln!("note: {}", cloonix::host::oci::NO_CGROUPS);
     }
     let mut applied = intent::Applied {
         file: absolute(file),

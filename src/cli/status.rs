@@ -130,6 +130,9 @@ fn table(s: &LabStatus) -> String {
             let _ = writeln!(out, "    problem: {p}");
         }
     }
+    for n in &s.notes {
+        let _ = writeln!(out, "  note: {n}");
+    }
     if !s.pending.is_empty() {
         let _ = writeln!(
             out,

@@ -1,18 +1,18 @@
-//! Containers: an overlay root over a shared image, files written into it (resolved inside
-//! the root: a symlink in the image can never send a write to the host), and crun running
-//! the container in the endpoint's existing network namespace with a small init as pid 1.
+//! crun running a container (configured by `oci.rs`) on its root filesystem, in the
+//! endpoint's existing network namespace, with a small init as pid 1; commands run in it
+//! through `crun exec`.
 //!
 //! crun 1.8 refuses this host's v1/v2 hybrid cgroups, so it runs with
 //! `--cgroup-manager=disabled` in a private mount namespace where cgroup2 is mounted on
 //! /sys/fs/cgroup (made between fork and exec, so that starting a container is one
 //! process), and the bundle has no cgroup mount.
 
+use super::oci::{self, INIT, Spec};
 use super::process::Identity;
 use super::rootfs::Paths;
 use super::{HostError, Result, io};
 use crate::model::Command as RunCommand;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::fs::File;
@@ -22,174 +22,6 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const INIT: &str = "/usr/bin/catatonit";
-
-/// Why `cpu` and `ram` limits are not enforced here: crun runs without a cgroup manager
-/// (it refuses this kind of host's hybrid cgroups), so nothing can hold a container to
-/// them. Said by `apply` and `status` for every container that sets one.
-pub const LIMITS_NOT_ENFORCED: &str =
-    "not enforced: crun runs without a cgroup manager on this host";
-
-/// What a container is asked to be.
-pub struct Spec<'a> {
-    pub id: &'a str,
-    pub hostname: &'a str,
-    pub netns: &'a Path,
-    pub env: &'a BTreeMap<String, String>,
-    pub sysctl: &'a BTreeMap<String, String>,
-    pub privileged: bool,
-}
-
-const DEFAULT_CAPS: [&str; 16] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_MKNOD",
-    "CAP_AUDIT_WRITE",
-    "CAP_SETFCAP",
-    "CAP_NET_RAW",
-    "CAP_NET_ADMIN",
-    "CAP_SYS_PTRACE",
-];
-
-/// Every capability cloonix itself may hand on (its bounding set): a container cannot be
-/// given more, and asking for it makes crun fail.
-fn all_caps() -> Vec<String> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let bounding = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapBnd:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .unwrap_or(0);
-    const NAMES: [&str; 41] = [
-        "CHOWN",
-        "DAC_OVERRIDE",
-        "DAC_READ_SEARCH",
-        "FOWNER",
-        "FSETID",
-        "KILL",
-        "SETGID",
-        "SETUID",
-        "SETPCAP",
-        "LINUX_IMMUTABLE",
-        "NET_BIND_SERVICE",
-        "NET_BROADCAST",
-        "NET_ADMIN",
-        "NET_RAW",
-        "IPC_LOCK",
-        "IPC_OWNER",
-        "SYS_MODULE",
-        "SYS_RAWIO",
-        "SYS_CHROOT",
-        "SYS_PTRACE",
-        "SYS_PACCT",
-        "SYS_ADMIN",
-        "SYS_BOOT",
-        "SYS_NICE",
-        "SYS_RESOURCE",
-        "SYS_TIME",
-        "SYS_TTY_CONFIG",
-        "MKNOD",
-        "LEASE",
-        "AUDIT_WRITE",
-        "AUDIT_CONTROL",
-        "SETFCAP",
-        "MAC_OVERRIDE",
-        "MAC_ADMIN",
-        "SYSLOG",
-        "WAKE_ALARM",
-        "BLOCK_SUSPEND",
-        "AUDIT_READ",
-        "PERFMON",
-        "BPF",
-        "CHECKPOINT_RESTORE",
-    ];
-    NAMES
-        .iter()
-        .enumerate()
-        .filter(|(bit, _)| bounding & (1 << bit) != 0)
-        .map(|(_, n)| format!("CAP_{n}"))
-        .collect()
-}
-
-fn env_list(env: &BTreeMap<String, String>) -> Vec<String> {
-    let mut out =
-        vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string()];
-    out.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
-    out
-}
-
-/// The OCI configuration of a container.
-fn config(p: &Paths, s: &Spec) -> serde_json::Value {
-    let caps: Vec<String> = if s.privileged {
-        all_caps()
-    } else {
-        DEFAULT_CAPS.iter().map(|c| c.to_string()).collect()
-    };
-    let mut mounts = vec![
-        json!({"destination": "/proc", "type": "proc", "source": "proc"}),
-        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
-        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]}),
-        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
-        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
-        json!({"destination": "/.cloonix/init", "type": "bind", "source": INIT, "options": ["bind", "ro"]}),
-    ];
-    if s.privileged {
-        mounts[5] = json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev"]});
-    }
-    let mut linux = json!({
-        "namespaces": [
-            {"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"},
-            {"type": "network", "path": s.netns.display().to_string()},
-        ],
-        "sysctl": s.sysctl,
-    });
-    if !s.privileged {
-        linux["maskedPaths"] = json!([
-            "/proc/acpi",
-            "/proc/kcore",
-            "/proc/keys",
-            "/proc/latency_stats",
-            "/proc/timer_list",
-            "/proc/timer_stats",
-            "/proc/sched_debug",
-            "/sys/firmware",
-            "/proc/scsi"
-        ]);
-        linux["readonlyPaths"] = json!([
-            "/proc/asound",
-            "/proc/bus",
-            "/proc/fs",
-            "/proc/irq",
-            "/proc/sysrq-trigger"
-        ]);
-    }
-    json!({
-        "ociVersion": "1.0.0",
-        "process": {
-            "terminal": false,
-            "user": {"uid": 0, "gid": 0},
-            "args": ["/.cloonix/init", "-P"],
-            "env": env_list(s.env),
-            "cwd": "/",
-            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps, "ambient": caps},
-            "noNewPrivileges": !s.privileged,
-        },
-        "root": {"path": p.merged().display().to_string(), "readonly": false},
-        "hostname": s.hostname,
-        "mounts": mounts,
-        "linux": linux,
-    })
-}
 
 /// Starts the container (detached); its init is pid 1 and keeps it up. Returns the
 /// init's identity, by which alone it is ever signalled.
@@ -202,7 +34,7 @@ pub fn start(crun_root: &Path, p: &Paths, s: &Spec) -> Result<Identity> {
     }
     std::fs::create_dir_all(crun_root).map_err(io("create the crun root"))?;
     let _ = delete(crun_root, s.id, None);
-    let cfg = serde_json::to_vec_pretty(&config(p, s)).expect("json");
+    let cfg = serde_json::to_vec_pretty(&oci::config(p, s)?).expect("json");
     std::fs::write(p.dir.join("config.json"), cfg).map_err(io("write the OCI bundle"))?;
     // crun's output goes to a file: the detached container would hold a pipe open forever.
     // Its own process group: a Ctrl-C of cloonix must not reach the lab's containers.
@@ -340,7 +172,7 @@ pub fn exec_command(
     if tty {
         cmd.arg("-t");
     }
-    for e in env_list(env) {
+    for e in oci::env_list(env) {
         cmd.args(["--env", &e]);
     }
     cmd.arg(id).args(argv);

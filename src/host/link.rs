@@ -320,14 +320,20 @@ pub fn dump(ns: Option<&str>) -> Result<BTreeMap<String, Link>> {
     }
 }
 
-/// The host's addresses and route destinations, to tell whether an address given to a
-/// host interface would overlap what the host already has.
-pub fn host_networks() -> Result<(Vec<Cidr>, Vec<ipnet::IpNet>)> {
-    let ips = netlink::interfaces()
-        .map_err(io("read the host's interfaces"))?
-        .into_values()
-        .flat_map(|l| l.ips)
-        .collect();
-    let routes = netlink::route_destinations().map_err(io("read the host's routes"))?;
-    Ok((ips, routes))
+/// The host's routes: destination and outgoing interface.
+pub fn host_routes() -> Result<Vec<(ipnet::IpNet, Option<u32>)>> {
+    netlink::routes().map_err(io("read the host's routes"))
+}
+
+/// Sets the sysctls that keep a host interface from taking orders from the lab: no router
+/// advertisements, no address autoconfiguration, no redirects. Set before it comes up.
+pub fn deaf_to_the_lab(name: &str) -> Result<()> {
+    let set = |path: String| std::fs::write(&path, "0").map_err(io(format!("set {path}")));
+    // A host without IPv6 has nothing to take from advertisements.
+    if std::path::Path::new("/proc/sys/net/ipv6").exists() {
+        for key in ["accept_ra", "autoconf", "accept_redirects"] {
+            set(format!("/proc/sys/net/ipv6/conf/{name}/{key}"))?;
+        }
+    }
+    set(format!("/proc/sys/net/ipv4/conf/{name}/accept_redirects"))
 }

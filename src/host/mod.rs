@@ -10,9 +10,11 @@ mod lab;
 pub mod link;
 pub mod netlink;
 pub mod netns;
+pub mod oci;
 pub mod ovs;
 pub mod process;
 pub mod rootfs;
+pub mod seccomp;
 
 pub use lab::Lab;
 

@@ -172,8 +172,9 @@ pub fn interfaces() -> io::Result<BTreeMap<String, Link>> {
     Ok(by_index.into_values().collect())
 }
 
-/// The destinations of every route of the calling thread's namespace, in every table.
-pub fn route_destinations() -> io::Result<Vec<ipnet::IpNet>> {
+/// Every route of the calling thread's namespace, in every table: its destination and
+/// the interface it goes out of.
+pub fn routes() -> io::Result<Vec<(ipnet::IpNet, Option<u32>)>> {
     let sock = Socket::open()?;
     let mut out = Vec::new();
     for family in [AddressFamily::Inet, AddressFamily::Inet6] {
@@ -193,8 +194,12 @@ pub fn route_destinations() -> io::Result<Vec<ipnet::IpNet>> {
                 AddressFamily::Inet6 => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
                 _ => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
             });
+            let oif = r.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Oif(i) => Some(*i),
+                _ => None,
+            });
             if let Ok(net) = ipnet::IpNet::new(dest, len) {
-                out.push(net);
+                out.push((net, oif));
             }
         }
     }

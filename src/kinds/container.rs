@@ -70,7 +70,7 @@ impl super::Driver for Driver {
         process::kill_all(&process::find_rooted_under(&paths.merged()))?;
         let id = lab.container_id(name);
         let ns = netns::path(&lab.endpoint_ns(name));
-        let spec = crun::Spec {
+        let spec = crate::host::oci::Spec {
             id: &id,
             hostname: name,
             netns: &ns,

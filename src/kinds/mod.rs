@@ -189,14 +189,15 @@ pub trait Driver {
 #[derive(Debug, Default)]
 pub struct HostView {
     pub links: std::collections::BTreeMap<String, crate::host::netlink::Link>,
-    pub routes: Vec<ipnet::IpNet>,
+    /// Route destinations and their outgoing interfaces.
+    pub routes: Vec<(ipnet::IpNet, Option<u32>)>,
 }
 
 impl HostView {
     pub fn read() -> Result<HostView> {
         Ok(HostView {
             links: crate::host::link::dump(None)?,
-            routes: crate::host::link::host_networks()?.1,
+            routes: crate::host::link::host_routes()?,
         })
     }
 }

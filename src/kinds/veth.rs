@@ -40,18 +40,25 @@ impl super::Driver for Driver {
         if v.ns != Netns::Host {
             return Vec::new();
         }
-        match host.links.get(&v.ifname) {
-            Some(l) if l.alias.as_deref() != Some(lab.mark(&v.endpoint).as_str()) => {
-                vec![Refusal::new(
-                    "name",
-                    format!(
-                        "host interface `{}` exists and is not this lab's; choose another `name`",
-                        v.ifname
-                    ),
-                )]
-            }
-            _ => Vec::new(),
+        let mark = lab.mark(&v.endpoint);
+        let mut out = Vec::new();
+        if let Some(l) = host.links.get(&v.ifname)
+            && l.alias.as_deref() != Some(mark.as_str())
+        {
+            out.push(Refusal::new(
+                "name",
+                format!(
+                    "host interface `{}` exists and is not this lab's; choose another `name`",
+                    v.ifname
+                ),
+            ));
         }
+        out.extend(overlaps(host, &mark, v).into_iter().map(|m| Refusal {
+            field: Some("ip"),
+            message: m,
+            host_item: true,
+        }));
+        out
     }
 
     fn create(cx: &StepCx, v: &Veth) -> Result<()> {
@@ -73,7 +80,7 @@ impl super::Driver for Driver {
             },
             &outer,
             v.mtu,
-            |_| Ok(()),
+            link::deaf_to_the_lab,
         );
         netns::del(&staging)?;
         made
@@ -169,4 +176,41 @@ impl super::Driver for Driver {
             })
             .collect()
     }
+}
+
+/// The tap's addresses that overlap an address or route the host has already (its own,
+/// from an earlier apply, do not count; nor does a default route, which every address is
+/// under): each would change how the host reaches that network.
+fn overlaps(host: &HostView, mark: &str, v: &Veth) -> Vec<String> {
+    let own: Option<u32> = host
+        .links
+        .values()
+        .find(|l| l.alias.as_deref() == Some(mark))
+        .map(|l| l.index);
+    let foreign = |index: Option<u32>| index.is_none() || index != own;
+    let mut out = Vec::new();
+    for ip in &v.ips {
+        let net = ip.0.trunc();
+        let addr = host
+            .links
+            .iter()
+            .filter(|(_, l)| foreign(Some(l.index)))
+            .flat_map(|(name, l)| l.ips.iter().map(move |a| (name, a)))
+            .find(|(_, a)| net.contains(&a.0.addr()) || a.0.trunc().contains(&ip.0.addr()));
+        if let Some((name, a)) = addr {
+            out.push(format!(
+                "tap address {ip} overlaps {a} of host interface {name}"
+            ));
+            continue;
+        }
+        let route = host
+            .routes
+            .iter()
+            .filter(|(r, oif)| r.prefix_len() > 0 && foreign(*oif))
+            .find(|(r, _)| r.contains(&net.network()) || net.contains(&r.network()));
+        if let Some((r, _)) = route {
+            out.push(format!("tap address {ip} overlaps the host's route to {r}"));
+        }
+    }
+    out
 }

@@ -262,11 +262,34 @@ impl Cx {
             self.err(node.pos, format!("{what} `{s}` is not {want}"), "");
             return None;
         }
+        // Such a path would be read as more options where it meets a mount or a command
+        // line (an image directory is an overlay layer): `x,upperdir=/etc` or `img:/etc`.
+        let unsafe_char = real
+            .as_os_str()
+            .as_encoded_bytes()
+            .iter()
+            .find(|&&b| matches!(b, b',' | b':' | b'\\' | b'=') || b < 0x20 || b == 0x7f);
+        if let Some(&b) = unsafe_char {
+            self.err(
+                node.pos,
+                format!("{what} `{}` has {:?} in its path", real.display(), b as char),
+                "rename it: paths cloonix hands to the host may not hold `,` `:` `\\` `=` or control characters",
+            );
+            return None;
+        }
         if !real.starts_with(&self.dir) {
             self.host_item(
                 node.pos,
                 format!(
                     "{what} `{}` is outside the topology's directory",
+                    real.display()
+                ),
+            );
+        } else if want_dir && real == self.dir {
+            self.host_item(
+                node.pos,
+                format!(
+                    "{what} `{}` is the topology's own directory",
                     real.display()
                 ),
             );
