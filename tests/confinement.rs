@@ -1,0 +1,365 @@
+//! A shared demo cannot reach the host that runs it: each test probes one way out, from
+//! inside a real container of a real lab. Every probe is harmless if the hole it looks
+//! for is open: it writes back the value it just read, plants only inside its own lab's
+//! directories, and the router advertisement it sends has router lifetime 0 and the
+//! documentation prefix 2001:db8::/64, on an interface its lab removes.
+
+mod common;
+
+use common::{Lab, leftovers};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The capability bits of `CapEff:` in /proc/self/status.
+fn cap_eff(status: &str) -> u64 {
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .expect("CapEff line")
+        .trim();
+    u64::from_str_radix(hex, 16).unwrap()
+}
+
+const SYS_MODULE: u64 = 1 << 16;
+const SYS_PTRACE: u64 = 1 << 19;
+const SYS_ADMIN: u64 = 1 << 21;
+const MKNOD: u64 = 1 << 27;
+
+/// Writes each sysctl's current value back to it: succeeds only where it is writable,
+/// and changes nothing either way.
+const REWRITE: &str = "for f in /proc/sys/kernel/core_pattern /proc/sys/vm/swappiness; do \
+    v=$(cat $f); if printf '%s\\n' \"$v\" > $f 2>/dev/null; then echo \"$f writable\"; \
+    else echo \"$f refused\"; fi; done";
+
+#[test]
+#[cfg_attr(
+    cloonix_not_root,
+    ignore = "needs root: run the suite as root, as CI does"
+)]
+fn an_ordinary_container_is_confined() {
+    let lab = Lab::new("t-conf");
+    lab.apply("lans: [l]\nendpoints:\n  a: {kind: cnt, eth: [{lan: l, ip: 10.0.0.1/24}]}\n  b: {kind: cnt, eth: [{lan: l, ip: 10.0.0.2/24}]}\n");
+    let (_, out) = lab.exec("a", REWRITE);
+    assert!(
+        out.contains("core_pattern refused") && out.contains("swappiness refused"),
+        "{out}"
+    );
+
+    let host_forward = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
+    let (code, out) = lab.exec(
+        "a",
+        "sysctl -w net.ipv4.ip_forward=1 && cat /proc/sys/net/ipv4/ip_forward",
+    );
+    assert_eq!((code, out.lines().last()), (0, Some("1")), "{out}");
+    assert_eq!(
+        lab.exec("b", "cat /proc/sys/net/ipv4/ip_forward").1,
+        "0\n",
+        "it leaked into b"
+    );
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
+        host_forward,
+        "it leaked into the host"
+    );
+
+    let (code, _) = lab.exec("a", "mknod /tmp/disk b 254 0");
+    assert_ne!(code, 0, "mknod of a block device worked");
+    let (code, _) = lab.exec("a", "unshare -U true");
+    assert_ne!(code, 0, "a user namespace was made");
+    let (_, status) = lab.exec("a", "cat /proc/self/status");
+    assert!(status.contains("Seccomp:\t2"), "{status}");
+    let caps = cap_eff(&status);
+    for (name, bit) in [
+        ("SYS_PTRACE", SYS_PTRACE),
+        ("SYS_ADMIN", SYS_ADMIN),
+        ("SYS_MODULE", SYS_MODULE),
+        ("MKNOD", MKNOD),
+    ] {
+        assert_eq!(caps & bit, 0, "{name} in CapEff {caps:x}");
+    }
+    // What a router needs still works: addresses, routes, raw sockets.
+    assert!(lab.ping("a", "10.0.0.2"));
+    let (code, out) = lab.exec("a", "ip route add 192.0.2.0/24 via 10.0.0.2 && ip route");
+    assert_eq!(code, 0, "{out}");
+
+    // Its writes are on disk under the lab's state directory, and go with the lab.
+    lab.exec("a", "echo data > /written");
+    let upper = "/var/lib/cloonix/labs/t-conf/ep/a/upper/written";
+    assert_eq!(std::fs::read_to_string(upper).unwrap(), "data\n");
+    assert!(lab.cloonix(&["destroy", "t-conf"]).status.success());
+    assert!(!std::path::Path::new("/var/lib/cloonix/labs/t-conf").exists());
+    assert_eq!(leftovers("t-conf"), Vec::<String>::new());
+}
+
+#[test]
+#[cfg_attr(
+    cloonix_not_root,
+    ignore = "needs root: run the suite as root, as CI does"
+)]
+fn a_privileged_container_with_allow_host_is_not_confined() {
+    let lab = Lab::new("t-priv");
+    let file =
+        lab.file("lans: [l]\nendpoints:\n  a: {kind: cnt, privileged: true, eth: [{lan: l}]}\n");
+    let out = lab.cloonix(&["apply", "--allow-host", &file]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, out) = lab.exec("a", REWRITE);
+    assert!(out.contains("core_pattern writable"), "{out}");
+    let (_, status) = lab.exec("a", "cat /proc/self/status");
+    assert!(status.contains("Seccomp:\t0"), "{status}");
+    assert_ne!(cap_eff(&status) & SYS_ADMIN, 0);
+    assert_eq!(lab.exec("a", "unshare -U true").0, 0);
+}
+
+#[test]
+fn image_directories_that_would_inject_mount_options_are_refused() {
+    let dir = std::env::temp_dir().join(format!("cloonix-inject-{}", std::process::id()));
+    for d in ["x,upperdir=y", "img:etc"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    let file = dir.join("lab.yaml");
+    std::fs::write(
+        &file,
+        "name: t-inject\nendpoints:\n  a: {kind: cnt, image: \"./x,upperdir=y\"}\n  b: {kind: cnt, image: ./img:etc}\n  c: {kind: cnt, image: .}\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cloonix"))
+        .args(["validate", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains(":3:25: error: image directory") && err.contains("has ','"),
+        "{err}"
+    );
+    assert!(
+        err.contains(":4:25: error: image directory") && err.contains("has ':'"),
+        "{err}"
+    );
+    std::fs::write(
+        &file,
+        "name: t-inject\nendpoints:\n  c: {kind: cnt, image: .}\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cloonix"))
+        .args(["validate", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("needs --allow-host: image directory")
+            && text.contains("the topology's own directory"),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Runs cloonix, killing it if it takes longer than `limit` (a hang is a failure).
+fn within(lab: &Lab, args: &[&str], limit: Duration) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cloonix"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("cloonix {args:?} of lab {} hung", lab.name);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+#[test]
+#[cfg_attr(
+    cloonix_not_root,
+    ignore = "needs root: run the suite as root, as CI does"
+)]
+fn a_fifo_or_device_node_at_a_files_path_is_neither_written_nor_read() {
+    let lab = Lab::new("t-plant");
+    let path = "/etc/cloonix-test-plant";
+    let yaml = format!(
+        "lans: [l]\nendpoints:\n  a:\n    kind: cnt\n    eth: [{{lan: l}}]\n    files: {{{path}: {{content: \"one\\n\"}}}}\n"
+    );
+    lab.apply(&yaml);
+    let status = lab.cloonix(&["status", "t-plant", "-o", "json"]);
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let pid = json["endpoints"]["a"]["pid"].as_i64().unwrap().to_string();
+    let planted = format!("/var/lib/cloonix/labs/t-plant/ep/a/merged{path}");
+    for (what, plant) in [("fifo", "mkfifo"), ("device", "mknod")] {
+        // Planted through the container's own view of its root (its mount namespace and
+        // root directory), as a process in it with MKNOD would: a FIFO, or the node of
+        // /dev/null (harmless even if it were opened), at a path no host has.
+        let node = if plant == "mkfifo" { "" } else { " c 1 3" };
+        let cmd = format!("rm -f {path} && {plant} {path}{node}");
+        let ok = Command::new("nsenter")
+            .args(["--target", &pid, "--mount", "--root", "sh", "-c", &cmd])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "{what}: could not plant it");
+        let limit = Duration::from_secs(30);
+        let (code, text) = within(&lab, &["status", "t-plant"], limit);
+        assert!(code.is_some(), "{what}: {text}");
+        let file = lab.file(&yaml.replace("one", "two"));
+        let (code, text) = within(&lab, &["apply", &file], limit);
+        assert_eq!(code, Some(1), "{what}: {text}");
+        assert!(
+            text.contains("cloonix writes only regular files"),
+            "{what}: {text}"
+        );
+        let meta = std::fs::symlink_metadata(&planted).unwrap();
+        assert!(!meta.is_file(), "{what}: it was replaced by a write");
+    }
+    let (code, text) = within(&lab, &["destroy", "t-plant"], Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(leftovers("t-plant"), Vec::<String>::new());
+}
+
+/// A router advertisement for 2001:db8::/64 with router lifetime 0, sent from the lab's
+/// switch namespace out of the tap's peer: what a container on its lan would send.
+const SEND_RA: &str = r#"
+import socket, struct, sys
+dev = sys.argv[1]
+src_mac = bytes.fromhex("02aabbccddee")
+src = bytes.fromhex("fe80000000000000" + "00aabbfffeccddee")
+dst = bytes.fromhex("ff020000000000000000000000000001")
+prefix = bytes.fromhex("20010db8000000000000000000000000")
+ra = struct.pack("!BBHBBHII", 134, 0, 0, 64, 0, 0, 0, 0)
+pio = struct.pack("!BBBBIII", 3, 4, 64, 0xC0, 86400, 14400, 0) + prefix
+body = ra + pio
+pseudo = src + dst + struct.pack("!I3xB", len(body), 58)
+s = 0
+data = pseudo + body
+for i in range(0, len(data), 2):
+    s += (data[i] << 8) + data[i + 1]
+while s >> 16:
+    s = (s & 0xFFFF) + (s >> 16)
+body = body[:2] + struct.pack("!H", ~s & 0xFFFF) + body[4:]
+ip6 = struct.pack("!IHBB", 6 << 28, len(body), 58, 255) + src + dst
+eth = bytes.fromhex("333300000001") + src_mac + b"\x86\xdd"
+sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+sock.bind((dev, 0))
+for _ in range(3):
+    sock.send(eth + ip6 + body)
+"#;
+
+#[test]
+#[cfg_attr(
+    cloonix_not_root,
+    ignore = "needs root: run the suite as root, as CI does"
+)]
+fn a_router_advertisement_from_the_lab_leaves_the_host_unchanged() {
+    let lab = Lab::new("t-ra");
+    lab.apply("lans: [l]\nendpoints:\n  t: {kind: tap, lan: l, name: ra-tap0, ip: 10.79.0.1/24}\n");
+    for key in ["accept_ra", "autoconf", "accept_redirects"] {
+        let v = std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/ra-tap0/{key}")).unwrap();
+        assert_eq!(v.trim(), "0", "{key}");
+    }
+    let sent = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            "cloonix_t-ra",
+            "python3",
+            "-c",
+            SEND_RA,
+            "t.tap",
+        ])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    std::thread::sleep(Duration::from_millis(500));
+    let addrs = Command::new("ip")
+        .args(["-6", "addr", "show", "dev", "ra-tap0"])
+        .output()
+        .unwrap();
+    let routes = Command::new("ip")
+        .args(["-6", "route", "show", "dev", "ra-tap0"])
+        .output()
+        .unwrap();
+    let (addrs, routes) = (
+        String::from_utf8_lossy(&addrs.stdout),
+        String::from_utf8_lossy(&routes.stdout),
+    );
+    assert!(
+        !addrs.contains("2001:db8"),
+        "the advertisement configured an address: {addrs}"
+    );
+    assert!(
+        !routes.contains("2001:db8"),
+        "the advertisement added a route: {routes}"
+    );
+}
+
+#[test]
+#[cfg_attr(
+    cloonix_not_root,
+    ignore = "needs root: run the suite as root, as CI does"
+)]
+fn a_tap_address_over_the_hosts_own_networks_needs_allow_host() {
+    let lab = Lab::new("t-over");
+    // The host's own network here is the test's bait, in TEST-NET-2: if the check were
+    // missing, the tap would only share a documentation network with it.
+    let ip = |args: &[&str]| {
+        Command::new("ip")
+            .args(args)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+    };
+    ip(&["link", "del", "ov-bait0"]);
+    assert!(
+        ip(&[
+            "link", "add", "ov-bait0", "type", "veth", "peer", "name", "ov-bait1"
+        ])
+        .success()
+    );
+    assert!(ip(&["addr", "add", "198.51.100.1/24", "dev", "ov-bait0"]).success());
+    let file = lab.file(
+        "lans: [l]\nendpoints:\n  t: {kind: tap, lan: l, name: ov-tap0, ip: 198.51.100.9/24}\n",
+    );
+    let out = lab.cloonix(&["apply", &file]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "4:45: error: tap address 198.51.100.9/24 overlaps 198.51.100.1/24 of host interface ov-bait0"
+        ) && err.contains("--allow-host"),
+        "{err}"
+    );
+    assert_eq!(leftovers("t-over"), Vec::<String>::new());
+    let out = lab.cloonix(&["apply", "--allow-host", &file]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Applied again, its own address does not count against it.
+    let out = lab.cloonix(&["apply", "--allow-host", &file]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ip(&["link", "del", "ov-bait0"]);
+    let out = lab.cloonix(&["apply", &file]);
+    assert!(
+        out.status.success(),
+        "its own address and route counted: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
