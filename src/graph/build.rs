@@ -103,12 +103,17 @@ impl Builder<'_> {
                 Ok(())
             }
             Endpoint::Phy(p) => {
+                // In the switch namespace it goes by a name of cloonix's, which no bridge
+                // or port of the lab can have.
+                let ifname = self.peer_name(name, "phy")?;
                 let spec = Spec::Phy(PhySpec {
                     device: p.device.clone(),
+                    ifname: ifname.clone(),
+                    mtu: self.t.lans[&p.lan].mtu,
                 });
                 let sw = self.switch();
                 let phy = self.add(name, item.clone(), spec, &[(sw, Dep::LivesIn)]);
-                self.port(name, "phy", &p.device, &p.lan, phy, item);
+                self.port(name, "phy", &ifname, &p.lan, phy, item);
                 Ok(())
             }
             Endpoint::A2b(a) => {

@@ -221,7 +221,12 @@ pub struct EndpointNs {
 /// A host interface borrowed into the lab.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PhySpec {
+    /// Its name on the host.
     pub device: String,
+    /// Its name in the switch namespace while the lab has it.
+    pub ifname: String,
+    /// The MTU of its lan.
+    pub mtu: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -390,6 +395,15 @@ impl Spec {
             Spec::SwitchNs(_) | Spec::Ovs(_) => f,
             Spec::Bridge(b) => f.place("mtu", b.mtu).place("spy", b.spy),
             Spec::EndpointNs(ns) => f.replace("kind", &ns.kind),
+            // An endpoint's interface is renamed in place; a tap's host interface is
+            // made anew under its new name (the host's names are not cloonix's to move).
+            Spec::Veth(v) if v.ns == Netns::Host => f
+                .replace("name", &v.ifname)
+                .place("mac", v.mac)
+                .place("ip", &v.ips)
+                .place("mtu", v.mtu)
+                .replace("netns", &v.ns)
+                .replace("peer", &v.peer),
             Spec::Veth(v) => f
                 .place("name", &v.ifname)
                 .place("mac", v.mac)
@@ -432,7 +446,10 @@ impl Spec {
                 .replace("bind", c.bind)
                 .replace("peer_lab", &c.peer_lab)
                 .replace("peer_lan", &c.peer_lan),
-            Spec::Phy(p) => f.replace("device", &p.device),
+            Spec::Phy(p) => f
+                .replace("device", &p.device)
+                .replace("ifname", &p.ifname)
+                .place("mtu", p.mtu),
         };
         f.0
     }
@@ -449,7 +466,10 @@ impl Spec {
                 vec![(inner, v.ifname.clone()), (String::new(), v.peer.clone())]
             }
             Spec::Nic(n) => vec![(String::new(), n.tap.clone())],
-            Spec::Phy(p) => vec![("host".into(), p.device.clone())],
+            Spec::Phy(p) => vec![
+                ("host".into(), p.device.clone()),
+                (String::new(), p.ifname.clone()),
+            ],
             Spec::SwitchNs(_)
             | Spec::Ovs(_)
             | Spec::Bridge(_)

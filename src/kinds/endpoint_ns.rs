@@ -19,7 +19,12 @@ impl super::Driver for Driver {
         netns::add(&cx.lab.endpoint_ns(cx.name()))
     }
 
+    /// When the whole lab goes, namespaces go last, in the sweep: until then the sweeps
+    /// of the other kinds recognise what runs in them by them.
     fn destroy(cx: &StepCx, _s: &EndpointNs, _r: ()) -> Result<()> {
+        if cx.lab.tearing_down {
+            return Ok(());
+        }
         netns::del(&cx.lab.endpoint_ns(cx.name()))
     }
 

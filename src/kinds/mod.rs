@@ -15,6 +15,7 @@ mod facts;
 mod file;
 mod not_yet;
 mod ovs;
+mod phy;
 mod port;
 mod rootfs;
 mod switch_ns;
@@ -191,13 +192,20 @@ pub struct HostView {
     pub links: std::collections::BTreeMap<String, crate::host::netlink::Link>,
     /// Route destinations and their outgoing interfaces.
     pub routes: Vec<(ipnet::IpNet, Option<u32>)>,
+    /// The interfaces of the lab's switch namespace, if it has one yet.
+    pub switch_links: std::collections::BTreeMap<String, crate::host::netlink::Link>,
 }
 
 impl HostView {
-    pub fn read() -> Result<HostView> {
+    pub fn read(lab: &Lab) -> Result<HostView> {
+        let switch = lab.switch_ns();
         Ok(HostView {
             links: crate::host::link::dump(None)?,
             routes: crate::host::link::host_routes()?,
+            switch_links: match crate::host::netns::exists(&switch) {
+                true => crate::host::link::dump(Some(&switch))?,
+                false => Default::default(),
+            },
         })
     }
 }
@@ -207,7 +215,7 @@ pub fn preflight_all<'g>(
     lab: &Lab,
     desired: &'g crate::graph::Graph,
 ) -> Result<Vec<(&'g Resource, Refusal)>> {
-    let host = HostView::read()?;
+    let host = HostView::read(lab)?;
     Ok(desired
         .resources()
         .flat_map(|r| preflight(lab, &host, r).into_iter().map(move |f| (r, f)))
@@ -291,7 +299,7 @@ macro_rules! dispatch {
             }
             Spec::Phy($s) => {
                 #[allow(dead_code)]
-                type $d = not_yet::NotYet<crate::graph::PhySpec>;
+                type $d = phy::Driver;
                 $body
             }
         }
@@ -315,7 +323,7 @@ pub fn sweep(kind: Kind, lab: &Lab) -> Vec<(String, HostError)> {
         Kind::Nat => not_yet::NotYet::<crate::graph::NatSpec>::sweep(lab),
         Kind::A2b => not_yet::NotYet::<crate::graph::A2bSpec>::sweep(lab),
         Kind::C2c => not_yet::NotYet::<crate::graph::C2cSpec>::sweep(lab),
-        Kind::Phy => not_yet::NotYet::<crate::graph::PhySpec>::sweep(lab),
+        Kind::Phy => phy::Driver::sweep(lab),
     }
 }
 

@@ -162,3 +162,58 @@ pub fn leftovers(lab: &str) -> Vec<String> {
     );
     out
 }
+
+/// A host veth pair made by a test (this kernel has no dummy interfaces), with `addr` on
+/// its first end, up; both ends removed when dropped. The test's own bait or borrowed NIC.
+pub struct HostPair {
+    pub name: String,
+    pub peer: String,
+}
+
+impl HostPair {
+    pub fn new(name: &str, peer: &str, addr: &str) -> HostPair {
+        let ip = |args: &[&str]| {
+            Command::new("ip")
+                .args(args)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .unwrap()
+                .success()
+        };
+        ip(&["link", "del", name]);
+        assert!(ip(&[
+            "link", "add", name, "type", "veth", "peer", "name", peer
+        ]));
+        assert!(ip(&["addr", "add", addr, "dev", name]));
+        assert!(ip(&["link", "set", name, "up"]));
+        assert!(ip(&["link", "set", peer, "up"]));
+        HostPair {
+            name: name.to_string(),
+            peer: peer.to_string(),
+        }
+    }
+
+    /// `ip -d -o link` and `ip -o addr` of the first end: how the host has it now.
+    pub fn describe(&self) -> String {
+        let run = |args: &[&str]| {
+            let out = Command::new("ip").args(args).output().unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        run(&["-d", "-o", "link", "show", "dev", &self.name])
+            + &run(&["-o", "addr", "show", "dev", &self.name])
+    }
+}
+
+impl Drop for HostPair {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.name])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// Runs busybox on the host (which may have no ping or nc of its own).
+pub fn busybox(args: &[&str]) -> Output {
+    Command::new("/bin/busybox").args(args).output().unwrap()
+}

@@ -1,0 +1,227 @@
+//! The endpoints through which a lab meets its host: a tap (an interface on the host) and
+//! a phy (a host interface borrowed into the lab and given back), on the real host.
+//! The interfaces the tests borrow or collide with are their own veth pairs.
+
+mod common;
+
+use common::{HostPair, Lab, busybox, leftovers};
+use std::process::{Command, Stdio};
+
+const TAP: &str = "lans: [l]\nendpoints:\n  t: {kind: tap, lan: l, name: hf-tap0, ip: 10.81.0.1/24}\n  a:\n    kind: cnt\n    eth: [{lan: l, ip: 10.81.0.2/24}]\n    files: {/www/index.html: {content: \"hello\\n\"}}\n    run: [\"httpd -p 80 -h /www\"]\n";
+
+#[test]
+#[cfg_attr(
+    cloonix_not_root,
+    ignore = "needs root: run the suite as root, as CI does"
+)]
+fn the_host_reaches_a_container_through_a_tap_and_back() {
+    let lab = Lab::new("t-tapnet");
+    lab.apply(TAP);
+    let ping = busybox(&["ping", "-c", "1", "-W", "2", "10.81.0.2"]);
+    assert!(
+        ping.status.success(),
+        "the host does not reach the container"
+    );
+    let page = Command::new("/bin/busybox")
+        .args(["nc", "-w", "3", "10.81.0.2", "80"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    page.stdin
+        .as_ref()
+        .unwrap()
+        .write_all(b"GET / HTTP/1.0\r\n\r\n")
+        .unwrap();
+    let out = page.wait_with_output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("hello"),
+        "TCP host → container"
+    );
+    // And the other way: a listener of the host's on the tap's address.
+    let mut listener = Command::new("/bin/busybox")
+        .args(["nc", "-l", "-p", "18081"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Tried until the listener is up (it takes a moment to bind).
+    let mut code = 1;
+    for _ in 0..20 {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        code = lab
+            .exec("a", "echo from-the-lab | nc -w 2 10.81.0.1 18081")
+            .0;
+        if code == 0 {
+            break;
+        }
+    }
+    let got = {
+        let _ = listener.try_wait();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let _ = listener.kill();
+        listener.wait_with_output().unwrap()
+    };
+    assert_eq!(code, 0);
+    assert!(
+        String::from_utf8_lossy(&got.stdout).contains("from-the-lab"),
+        "TCP container → host"
+    );
+}
+
+#[test]
+#[cfg_attr(
+    cloonix_not_root,
+    ignore = "needs root: run the suite as root, as CI does"
+)]
+fn a_tap_changes_live() {
+    let lab = Lab::new("t-tapedit");
+    lab.apply(
+        &TAP.replace("10.81.", "10.84.")
+            .replace("hf-tap0", "hf-tap1"),
+    );
+    let start = lab.init_start("a");
+    // A new address: in place.
+    let two = TAP
+        .replace("10.81.", "10.84.")
+        .replace("hf-tap0", "hf-tap1")
+        .replace("ip: 10.84.0.1/24}", "ip: [10.84.0.1/24, 10.82.0.1/24]}");
+    let out = lab.apply(&two);
+    assert!(out.contains("~ endpoint t (update in place)"), "{out}");
+    let addrs = Command::new("ip")
+        .args(["-o", "addr", "show", "dev", "hf-tap1"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&addrs.stdout).contains("10.82.0.1/24"));
+    // A new name: made anew under it; the old one is gone from the host.
+    let renamed = two.replace("hf-tap1", "hf-tap8");
+    let out = lab.apply(&renamed);
+    assert!(
+        out.contains("-/+ endpoint t (replace: name hf-tap1 → hf-tap8)"),
+        "{out}"
+    );
+    assert!(
+        !Command::new("ip")
+            .args(["link", "show", "hf-tap1"])
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(
+        busybox(&["ping", "-c", "1", "-W", "2", "10.84.0.2"])
+            .status
+            .success()
+    );
+    assert_eq!(lab.init_start("a"), start, "the container was restarted");
+    // Deleted behind cloonix's back: drift, repaired.
+    assert!(
+        Command::new("ip")
+            .args(["link", "del", "hf-tap8"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(lab.diff_code(&renamed), 2);
+    lab.apply(&renamed);
+    assert!(
+        busybox(&["ping", "-c", "3", "-W", "2", "10.84.0.2"])
+            .status
+            .success()
+    );
+}
+
+fn phy_lab(device: &str) -> String {
+    format!(
+        "lans: [l]\nendpoints:\n  p: {{kind: phy, lan: l, device: {device}}}\n  a: {{kind: cnt, eth: [{{lan: l, ip: 10.83.0.2/24}}]}}\n"
+    )
+}
+
+/// How the phy's host end looks while the host has it: name, MTU, state, alias, address.
+fn as_given(pair: &HostPair) -> String {
+    let d = pair.describe();
+    assert!(d.contains("198.51.100.200/32"), "{d}");
+    assert!(
+        d.contains("mtu 1400") && d.contains("alias user-alias") && d.contains("state"),
+        "{d}"
+    );
+    d
+}
+
+fn borrowed_pair() -> HostPair {
+    let pair = HostPair::new("hf-phy0", "hf-phy1", "198.51.100.200/32");
+    let ip = |args: &[&str]| assert!(Command::new("ip").args(args).status().unwrap().success());
+    ip(&["link", "set", "hf-phy0", "mtu", "1400"]);
+    ip(&["link", "set", "hf-phy0", "alias", "user-alias"]);
+    ip(&["addr", "add", "10.83.0.1/24", "dev", "hf-phy1"]);
+    pair
+}
+
+#[test]
+#[cfg_attr(
+    cloonix_not_root,
+    ignore = "needs root: run the suite as root, as CI does"
+)]
+fn a_phy_carries_traffic_and_goes_back_as_it_was() {
+    let lab = Lab::new("t-phy");
+    let pair = borrowed_pair();
+    as_given(&pair);
+    let file = lab.file(&phy_lab("hf-phy0"));
+    let out = lab.cloonix(&["apply", &file]);
+    assert_eq!(out.status.code(), Some(1), "a phy without --allow-host");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("host interface `hf-phy0` borrowed"));
+    assert_eq!(leftovers("t-phy"), Vec::<String>::new());
+    let out = lab.cloonix(&["apply", "--allow-host", &file]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !pair.describe().contains("hf-phy0"),
+        "it is still on the host"
+    );
+    assert!(
+        lab.ping("a", "10.83.0.1"),
+        "the lab reaches the host's end through the phy"
+    );
+    let out = lab.cloonix(&["destroy", "t-phy"]);
+    assert!(out.status.success());
+    as_given(&pair);
+    assert_eq!(leftovers("t-phy"), Vec::<String>::new());
+
+    // Killed part-way through applies, it still goes back at destroy.
+    for made in [1, 2, 4, 6] {
+        lab.kill_after(&["apply", "--allow-host", &file], "created", made);
+        let out = lab.cloonix(&["destroy", "t-phy"]);
+        assert!(out.status.success(), "killed after {made}");
+        let d = pair.describe();
+        assert!(
+            d.contains("hf-phy0"),
+            "killed after {made}: not given back: {d}"
+        );
+        assert_eq!(
+            leftovers("t-phy"),
+            Vec::<String>::new(),
+            "killed after {made}"
+        );
+    }
+}
+
+#[test]
+#[cfg_attr(
+    cloonix_not_root,
+    ignore = "needs root: run the suite as root, as CI does"
+)]
+fn a_phy_that_is_not_there_is_refused_touching_nothing() {
+    let lab = Lab::new("t-nophy");
+    let file = lab.file(&phy_lab("hf-none0"));
+    let out = lab.cloonix(&["apply", "--allow-host", &file]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(":4:34: error: host interface `hf-none0` does not exist"),
+        "{err}"
+    );
+    assert_eq!(leftovers("t-nophy"), Vec::<String>::new());
+}
