@@ -32,6 +32,7 @@ pub enum Output {
 enum Command {
     /// Check a topology file without touching anything.
     Validate {
+        /// The topology file; `-` reads standard input.
         file: PathBuf,
         #[arg(short, long, value_enum, default_value = "text")]
         output: Output,
@@ -40,6 +41,8 @@ enum Command {
     Schema,
     /// Make the lab match FILE: observe, plan, apply, verify (exit 0 done, 1 any failure).
     Apply {
+        /// The topology file; `-` reads standard input (relative paths in it are then
+        /// relative to the current directory).
         file: PathBuf,
         /// Only show what would change (= diff).
         #[arg(long)]
@@ -76,6 +79,8 @@ enum Command {
     Shell { lab: String, node: String },
     /// Show what `apply` would do, touching nothing (exit 0: no changes, 2: changes, 1: error).
     Diff {
+        /// The topology file; `-` reads standard input (relative paths in it are then
+        /// relative to the current directory).
         file: PathBuf,
         /// Show the low-level steps under each item.
         #[arg(short, long)]

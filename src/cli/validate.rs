@@ -34,7 +34,6 @@ pub fn run(file: &Path, output: Output) -> i32 {
         }
         Err(e) => {
             eprint!("{}", e.render());
-            eprintln!("{e}");
             1
         }
     }

@@ -9,7 +9,7 @@ mod load;
 pub mod units;
 
 pub use emit::{MODELINE, to_yaml};
-pub use load::{HostItem, LoadError, Loaded, is_name, load, load_str};
+pub use load::{HostItem, LoadError, Loaded, MAX_FILE_BYTES, STDIN, is_name, load, load_str};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -70,13 +70,13 @@ impl Cx {
         if image.contains('/') || image.starts_with('.') {
             return self.host_path(node, "image directory", true);
         }
-        let hint = match did_you_mean(
-            &image,
-            self.images
-                .iter()
-                .map(String::as_str)
-                .chain([BUILTIN_IMAGE]),
-        ) {
+        let suggestion = (!self.full())
+            .then(|| {
+                let names = self.images.iter().map(String::as_str);
+                did_you_mean(&image, names.chain([BUILTIN_IMAGE]))
+            })
+            .flatten();
+        let hint = match suggestion {
             Some(i) => format!("did you mean `{i}`?"),
             None => "use `busybox`, a name from `images:`, or a directory path such as `./rootfs`"
                 .into(),

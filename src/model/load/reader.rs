@@ -3,7 +3,7 @@
 
 use super::super::units::Mac;
 use super::HostItem;
-use crate::diag::{Diagnostic, Pos, did_you_mean};
+use crate::diag::{Diagnostic, MAX_ERRORS, Pos, did_you_mean};
 use crate::yaml::{Key, Node, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -40,6 +40,17 @@ pub(super) fn is_ifname(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
+/// Names for a hint: all of them when there are a few, else the first few and how many more.
+pub(super) fn few<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> String {
+    const SHOWN: usize = 8;
+    let n = names.len();
+    let mut text = names.take(SHOWN).collect::<Vec<_>>().join(", ");
+    if n > SHOWN {
+        text.push_str(&format!(" and {} more", n - SHOWN));
+    }
+    text
+}
+
 pub(super) struct Cx {
     pub(super) diags: Vec<Diagnostic>,
     pub(super) dir: PathBuf,
@@ -48,6 +59,8 @@ pub(super) struct Cx {
     pub(super) images: BTreeSet<String>,
     pub(super) macs: BTreeMap<Mac, Pos>,
     pub(super) host: Vec<HostItem>,
+    /// Errors found past [`MAX_ERRORS`], counted but not kept.
+    pub(super) omitted: usize,
 }
 
 /// The keys of one mapping, taken one by one; what is left over is unknown.
@@ -94,7 +107,16 @@ impl<'n> Fields<'n> {
 }
 impl Cx {
     pub(super) fn err(&mut self, pos: Pos, message: impl Into<String>, hint: impl Into<String>) {
-        self.diags.push(Diagnostic::new(pos, message, hint));
+        if self.full() {
+            self.omitted += 1;
+        } else {
+            self.diags.push(Diagnostic::new(pos, message, hint));
+        }
+    }
+
+    /// Whether errors are only counted now: a hint that costs a search is not worth making.
+    pub(super) fn full(&self) -> bool {
+        self.diags.len() >= MAX_ERRORS
     }
 
     pub(super) fn host_item(&mut self, pos: Pos, what: String) {
@@ -227,12 +249,15 @@ impl Cx {
         if self.lans.contains(&lan) {
             return Some(lan);
         }
-        let hint = match did_you_mean(&lan, self.lans.iter().map(String::as_str)) {
+        let suggestion = (!self.full())
+            .then(|| did_you_mean(&lan, self.lans.iter().map(String::as_str)))
+            .flatten();
+        let hint = match suggestion {
             Some(l) => format!("did you mean `{l}`?"),
             None if self.lans.is_empty() => format!("declare it: `lans: [{lan}]`"),
             None => format!(
                 "the lans are: {}; or add `{lan}` to `lans:`",
-                self.lans.iter().cloned().collect::<Vec<_>>().join(", ")
+                few(self.lans.iter().map(String::as_str))
             ),
         };
         self.err(node.pos, format!("undefined lan `{lan}`"), hint);

@@ -1,0 +1,207 @@
+//! The command line keeps its contract (spec §2) under hostile and careless use: inputs
+//! that never end, closed pipes, wrong arguments, machine-readable output on failure.
+//! None of these tests builds a lab.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What a run of `cloonix` did.
+struct Ran {
+    code: i32,
+    out: String,
+    err: String,
+}
+
+/// One invocation: arguments, and optionally standard input and a working directory.
+struct Run {
+    cmd: Command,
+    stdin: Option<Vec<u8>>,
+}
+
+fn cloonix(args: &[&str]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cloonix"));
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    Run { cmd, stdin: None }
+}
+
+impl Run {
+    fn stdin(mut self, text: &str) -> Run {
+        self.stdin = Some(text.as_bytes().to_vec());
+        self
+    }
+
+    fn stdin_from(mut self, file: &str) -> Run {
+        self.cmd.stdin(std::fs::File::open(file).unwrap());
+        self
+    }
+
+    fn dir(mut self, dir: &Path) -> Run {
+        self.cmd.current_dir(dir);
+        self
+    }
+
+    /// Runs it to the end; a run that takes over a minute is killed and fails the test,
+    /// so an input that never ends cannot hang the suite.
+    fn run(mut self) -> Ran {
+        if self.stdin.is_some() {
+            self.cmd.stdin(Stdio::piped());
+        }
+        let mut child = self.cmd.spawn().unwrap();
+        if let Some(bytes) = self.stdin.take() {
+            let mut w = child.stdin.take().unwrap();
+            std::thread::spawn(move || {
+                let _ = w.write_all(&bytes);
+            });
+        }
+        let pipe = |mut r: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut v = Vec::new();
+                let _ = r.read_to_end(&mut v);
+                String::from_utf8_lossy(&v).into_owned()
+            })
+        };
+        let out = pipe(Box::new(child.stdout.take().unwrap()));
+        let err = pipe(Box::new(child.stderr.take().unwrap()));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("cloonix did not end within a minute");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Ran {
+            code: status.code().unwrap_or(-1),
+            out: out.join().unwrap(),
+            err: err.join().unwrap(),
+        }
+    }
+}
+
+/// A scratch directory of one test, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let d = std::env::temp_dir().join(format!("cloonix-cli-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        Scratch(d)
+    }
+
+    fn file(&self, name: &str, bytes: impl AsRef<[u8]>) -> String {
+        let p = self.0.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p.display().to_string()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const VALID: &str = "name: clitest\nlans: [l]\nendpoints:\n  r1: {kind: cnt, eth: [{lan: l}]}\n";
+
+/// The lines of stderr that report an error.
+fn error_lines(err: &str) -> Vec<&str> {
+    err.lines().filter(|l| l.contains("error")).collect()
+}
+
+#[test]
+fn a_device_is_refused_at_once() {
+    let r = cloonix(&["validate", "/dev/zero"]).run();
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.err,
+        "/dev/zero: error: this is a character device, not a topology file\n"
+    );
+}
+
+#[test]
+fn standard_input_that_never_ends_is_cut_at_32_mib() {
+    let r = cloonix(&["validate", "-"]).stdin_from("/dev/zero").run();
+    assert_eq!(r.code, 1, "{}", r.err);
+    assert_eq!(
+        r.err,
+        "-: error: larger than 32 MiB, the most a topology file may hold\n"
+    );
+}
+
+#[test]
+fn an_unreadable_file_is_reported_once() {
+    let s = Scratch::new("once");
+    let latin1 = s.file("latin1.yaml", b"name: caf\xe9\n");
+    let missing = s.0.join("missing.yaml").display().to_string();
+    let dir = s.0.display().to_string();
+    for (path, message) in [
+        (
+            &latin1,
+            format!("{latin1}:1:10: error: the file is not UTF-8 text"),
+        ),
+        (
+            &missing,
+            format!("{missing}: error: cannot read: No such file"),
+        ),
+        (&dir, format!("{dir}: error: this is a directory")),
+    ] {
+        for cmd in ["validate", "diff", "apply"] {
+            let r = cloonix(&[cmd, path]).run();
+            assert_eq!(r.code, 1, "{cmd} {path}");
+            let errors = error_lines(&r.err);
+            assert_eq!(errors.len(), 1, "{cmd} {path}:\n{}", r.err);
+            assert!(errors[0].starts_with(&message), "{cmd}:\n{}", r.err);
+        }
+    }
+}
+
+#[test]
+fn a_dash_reads_standard_input() {
+    let r = cloonix(&["validate", "-"]).stdin(VALID).run();
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert_eq!(r.out, "-: valid (lab clitest)\n");
+    let r = cloonix(&["validate", "-"]).stdin("name: Bad\n").run();
+    assert_eq!(r.code, 1);
+    assert!(
+        r.err.starts_with("-:1:7: error: invalid lab name `Bad`"),
+        "{}",
+        r.err
+    );
+}
+
+/// A relative `source` in a document read from standard input is relative to the current
+/// directory, for diff and for apply alike.
+#[test]
+fn relative_paths_of_standard_input_are_relative_to_the_current_directory() {
+    let s = Scratch::new("stdin-dir");
+    s.file("motd", "from the current directory\n");
+    let doc = format!("{VALID}    files:\n      /etc/motd: {{source: motd}}\n").replace(
+        "{kind: cnt, eth: [{lan: l}]}\n",
+        "\n    kind: cnt\n    eth: [{lan: l}]\n",
+    );
+    let r = cloonix(&["diff", "-"]).stdin(&doc).dir(&s.0).run();
+    assert_eq!(r.code, 2, "{}", r.err);
+    assert!(r.out.contains("from the current directory"), "{}", r.out);
+    // apply refuses a privileged container without --allow-host: the file was read.
+    let doc = doc.replace("kind: cnt\n", "kind: cnt\n    privileged: true\n");
+    let r = cloonix(&["apply", "-"]).stdin(&doc).dir(&s.0).run();
+    assert_eq!(r.code, 1);
+    assert!(r.err.contains("reaches into this host"), "{}", r.err);
+    assert!(
+        r.err.contains("-:6:17: a privileged container"),
+        "{}",
+        r.err
+    );
+    let r = cloonix(&["diff", "-"]).stdin(&doc).run();
+    assert_eq!(r.code, 1);
+    assert!(r.err.contains("-:9:27: error: source `motd`"), "{}", r.err);
+}
