@@ -205,3 +205,91 @@ fn relative_paths_of_standard_input_are_relative_to_the_current_directory() {
     assert_eq!(r.code, 1);
     assert!(r.err.contains("-:9:27: error: source `motd`"), "{}", r.err);
 }
+
+fn ring() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("topologies/ring.yaml")
+        .display()
+        .to_string()
+}
+
+/// Runs `cloonix args` with stdout (or stderr) a pipe whose reader has already gone, as
+/// behind `| head -1` once head has its line; returns the exit code and the other stream.
+fn with_closed(args: &[&str], stream: &str) -> (i32, String) {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cloonix"));
+    cmd.args(args).stdin(Stdio::null());
+    if stream == "stdout" {
+        cmd.stdout(writer).stderr(Stdio::piped());
+    } else {
+        cmd.stderr(writer).stdout(Stdio::piped());
+    }
+    let out = cmd.output().unwrap();
+    let other = if stream == "stdout" {
+        out.stderr
+    } else {
+        out.stdout
+    };
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&other).into(),
+    )
+}
+
+/// Every command that prints, behind `| head`: it exits as it would have, quietly.
+#[test]
+fn a_closed_stdout_is_not_an_error() {
+    let ring = ring();
+    for (args, code) in [
+        (vec!["schema"], 0),
+        (vec!["validate", &ring], 0),
+        (vec!["validate", "-o", "json", &ring], 0),
+        (vec!["diff", &ring], 2),
+        (vec!["diff", "-o", "json", &ring], 2),
+        (vec!["diff", "-v", &ring], 2),
+        (vec!["apply", "--dry-run", &ring], 2),
+        (vec!["status", "-o", "json"], 0),
+        (vec!["--help"], 0),
+        (vec!["--version"], 0),
+        (vec!["diff", "--help"], 0),
+    ] {
+        let (got, err) = with_closed(&args, "stdout");
+        assert_eq!(got, code, "cloonix {args:?}: {err}");
+        assert!(!err.contains("panicked"), "cloonix {args:?}: {err}");
+        assert_eq!(err, "", "cloonix {args:?}");
+    }
+}
+
+/// Errors go to stderr; one that has gone (`2>&1 | head -1`) changes nothing either.
+#[test]
+fn a_closed_stderr_is_not_an_error() {
+    let s = Scratch::new("closed-stderr");
+    let bad = s.file("bad.yaml", "name: x\nlans: [a]\nlanz: []\n");
+    for cmd in ["validate", "diff", "apply"] {
+        let (got, out) = with_closed(&[cmd, &bad], "stderr");
+        assert_eq!(got, 1, "cloonix {cmd}: {out}");
+    }
+    let (got, _) = with_closed(&["diff", "--bogus"], "stderr");
+    assert_ne!(got, 101);
+}
+
+/// A report that cannot be written for another reason (a full disk) is a failure, said once.
+#[test]
+fn a_full_stdout_is_an_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_cloonix"))
+        .arg("schema")
+        .stdout(
+            std::fs::File::options()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "cloonix: cannot write to standard output: No space left on device (os error 28)\n"
+    );
+}

@@ -1,6 +1,7 @@
 //! `cloonix apply FILE`: observe, diff, plan, apply in waves, observe again and verify.
 
 use super::Output;
+use super::out::{errln, out, outln};
 use cloonix::apply::{self, Context};
 use cloonix::observe::observe;
 use cloonix::plan::{self, render_text};
@@ -23,9 +24,9 @@ pub fn run(file: &Path, o: &Options) -> i32 {
     };
     let path = file.display().to_string();
     if !loaded.host_items.is_empty() && !o.allow_host {
-        eprintln!("cloonix: {path} reaches into this host; refusing without --allow-host:");
+        errln!("cloonix: {path} reaches into this host; refusing without --allow-host:");
         for h in &loaded.host_items {
-            eprintln!("  {path}:{}:{}: {}", h.pos.line, h.pos.col, h.what);
+            errln!("  {path}:{}:{}: {}", h.pos.line, h.pos.col, h.what);
         }
         return 1;
     }
@@ -40,13 +41,13 @@ pub fn run(file: &Path, o: &Options) -> i32 {
     let observed = observe(&lab);
     let plan = plan::plan(&desired, &observed);
     if o.output == Output::Text {
-        print!("{}", render_text(&plan, &path, o.verbose));
+        out!("{}", render_text(&plan, &path, o.verbose));
     }
     for (name, ep) in &loaded.topology.endpoints {
         if let cloonix::model::Endpoint::Cnt(c) = ep
             && (c.cpu.is_some() || c.ram.is_some())
         {
-            eprintln!(
+            errln!(
                 "warning: {name}: cpu/ram limits {}",
                 cloonix::host::crun::LIMITS_NOT_ENFORCED
             );
@@ -70,17 +71,17 @@ pub fn run(file: &Path, o: &Options) -> i32 {
             "failures": report.failures, "converged": converged,
             "remaining": after.items, "seconds": started.elapsed().as_secs_f64(),
         });
-        println!("{}", serde_json::to_string_pretty(&summary).expect("json"));
+        outln!("{}", serde_json::to_string_pretty(&summary).expect("json"));
     } else {
         for f in &report.failures {
-            println!("error: {}: {}", f.resource, f.error);
+            outln!("error: {}: {}", f.resource, f.error);
         }
         if report.ok() && !converged {
-            println!("error: lab {lab} does not match {path} after apply; still to do:");
-            print!("{}", render_text(&after, &path, true));
+            outln!("error: lab {lab} does not match {path} after apply; still to do:");
+            out!("{}", render_text(&after, &path, true));
         }
         if ok && !plan.is_empty() {
-            println!(
+            outln!(
                 "Applied in {:.2}s: lab {lab} matches {path}.",
                 started.elapsed().as_secs_f64()
             );

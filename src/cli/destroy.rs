@@ -2,6 +2,7 @@
 //! nothing to destroy.
 
 use super::Output;
+use super::out::{errln, outln};
 use cloonix::apply;
 use std::path::Path;
 
@@ -14,7 +15,7 @@ pub fn run(target: &str, output: Output) -> i32 {
     } else if cloonix::model::is_name(target) {
         target.to_string()
     } else {
-        eprintln!("cloonix: `{target}` is neither a topology file nor a lab name");
+        errln!("cloonix: `{target}` is neither a topology file nor a lab name");
         return 1;
     };
     let Some(_lock) = super::lock(&lab) else {
@@ -24,13 +25,13 @@ pub fn run(target: &str, output: Output) -> i32 {
     let report = apply::destroy(&lab, &|line| progress.step(line));
     if output == Output::Json {
         let summary = serde_json::json!({"lab": lab, "ok": report.ok(), "steps_done": report.done, "failures": report.failures});
-        println!("{}", serde_json::to_string_pretty(&summary).expect("json"));
+        outln!("{}", serde_json::to_string_pretty(&summary).expect("json"));
     } else {
         for f in &report.failures {
-            println!("error: {}: {}", f.resource, f.error);
+            outln!("error: {}: {}", f.resource, f.error);
         }
         if report.ok() {
-            println!("Lab {lab} destroyed.");
+            outln!("Lab {lab} destroyed.");
         }
     }
     i32::from(!report.ok())

@@ -1,6 +1,7 @@
 //! `cloonix exec LAB NODE -- CMD...` and `cloonix shell LAB NODE`: the command's own exit
 //! code; 125 for cloonix's own errors.
 
+use super::out::errln;
 use cloonix::apply::Context;
 use cloonix::host::crun;
 use std::collections::BTreeMap;
@@ -9,7 +10,7 @@ pub fn run(lab: &str, node: &str, argv: &[String], tty: bool) -> i32 {
     let cx = Context::new(lab);
     let id = cx.container_id(node);
     if crun::pid(&cx.dirs.crun_root(), &id).is_none() {
-        eprintln!("cloonix: no running container {node} in lab {lab}");
+        errln!("cloonix: no running container {node} in lab {lab}");
         return 125;
     }
     let env = container_env(&cx, node);
@@ -24,7 +25,7 @@ pub fn run(lab: &str, node: &str, argv: &[String], tty: bool) -> i32 {
         }
         Ok(status) => status.code().unwrap_or(125),
         Err(e) => {
-            eprintln!("cloonix: crun: {e}");
+            errln!("cloonix: crun: {e}");
             125
         }
     }

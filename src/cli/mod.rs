@@ -4,11 +4,13 @@ mod apply;
 mod destroy;
 mod diff;
 mod exec;
+mod out;
 mod progress;
 mod status;
 mod validate;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use out::{err, errln, outln};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -92,11 +94,17 @@ enum Command {
 
 pub fn run() -> i32 {
     let cli = Cli::parse();
-    match cli.command {
+    let code = command(cli.command);
+    // A report that could not be written (other than to a reader that left) is a failure.
+    if out::finish() { 1 } else { code }
+}
+
+fn command(command: Command) -> i32 {
+    match command {
         Command::Validate { file, output } => validate::run(&file, output),
         Command::Schema => {
             let schema = cloonix::model::schema();
-            println!("{}", serde_json::to_string_pretty(&schema).expect("json"));
+            outln!("{}", serde_json::to_string_pretty(&schema).expect("json"));
             0
         }
         Command::Diff {
@@ -129,16 +137,16 @@ pub fn run() -> i32 {
 /// The lab's lock, saying so when another apply or destroy makes it wait; `None` (after
 /// printing why) when it cannot be had.
 pub fn lock(lab: &str) -> Option<cloonix::apply::LabLock> {
-    let waiting = || eprintln!("waiting for another apply or destroy of lab {lab}");
+    let waiting = || errln!("waiting for another apply or destroy of lab {lab}");
     cloonix::apply::LabLock::take(lab, waiting)
-        .map_err(|e| eprintln!("cloonix: {e}"))
+        .map_err(|e| errln!("cloonix: {e}"))
         .ok()
 }
 
 /// The desired graph of a loaded file; `None` (after printing why) when it has none.
 pub fn desired(loaded: &cloonix::model::Loaded) -> Option<cloonix::graph::Graph> {
     cloonix::graph::desired(&loaded.topology)
-        .map_err(|e| eprintln!("cloonix: {e}"))
+        .map_err(|e| errln!("cloonix: {e}"))
         .ok()
 }
 
@@ -147,7 +155,7 @@ pub fn load(file: &std::path::Path) -> Option<cloonix::model::Loaded> {
     match cloonix::model::load(file) {
         Ok(loaded) => Some(loaded),
         Err(e) => {
-            eprint!("{}", e.render());
+            err!("{}", e.render());
             None
         }
     }

@@ -1,6 +1,7 @@
 //! `cloonix status [NAME]`: the labs, or one lab's lans, endpoints, interfaces, health and
 //! run results; `-o yaml` is a topology file that reproduces the lab.
 
+use super::out::{errln, out, outln};
 use cloonix::apply::{self, Context};
 use cloonix::graph::{self, Item, Spec};
 use cloonix::host::crun;
@@ -18,14 +19,14 @@ pub fn run(lab: Option<&str>, format: Format) -> i32 {
     let Some(lab) = lab else {
         let labs = apply::labs();
         match format {
-            Format::Json => println!("{}", serde_json::json!({"labs": labs})),
-            _ => labs.iter().for_each(|l| println!("{l}")),
+            Format::Json => outln!("{}", serde_json::json!({"labs": labs})),
+            _ => labs.iter().for_each(|l| outln!("{l}")),
         }
         return 0;
     };
     let g = observe(lab);
     if g.is_empty() {
-        eprintln!("cloonix: no lab {lab}");
+        errln!("cloonix: no lab {lab}");
         return 1;
     }
     let topology = graph::to_topology(&g);
@@ -37,7 +38,7 @@ pub fn run(lab: Option<&str>, format: Format) -> i32 {
             .unwrap_or_default()
     };
     match format {
-        Format::Yaml => print!("{MODELINE}\n{}", to_yaml(&topology)),
+        Format::Yaml => out!("{MODELINE}\n{}", to_yaml(&topology)),
         Format::Json => {
             let endpoints: serde_json::Map<String, serde_json::Value> = topology
                 .endpoints
@@ -50,7 +51,7 @@ pub fn run(lab: Option<&str>, format: Format) -> i32 {
                     )
                 })
                 .collect();
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(
                     &serde_json::json!({"lab": lab, "topology": topology, "endpoints": endpoints})
@@ -59,9 +60,9 @@ pub fn run(lab: Option<&str>, format: Format) -> i32 {
             );
         }
         Format::Table => {
-            println!("lab {lab}");
+            outln!("lab {lab}");
             for (name, lan) in &topology.lans {
-                println!("  lan {name}  mtu {}", lan.mtu);
+                outln!("  lan {name}  mtu {}", lan.mtu);
             }
             for (name, ep) in &topology.endpoints {
                 let pid = crun::pid(&cx.dirs.crun_root(), &cx.container_id(name));
@@ -70,18 +71,18 @@ pub fn run(lab: Option<&str>, format: Format) -> i32 {
                     None if ep.kind() == "cnt" => "NOT RUNNING".into(),
                     None => "up".into(),
                 };
-                println!("  {} {name}  {health}", ep.kind());
+                outln!("  {} {name}  {health}", ep.kind());
                 if let cloonix::model::Endpoint::Cnt(c) = ep
                     && (c.cpu.is_some() || c.ram.is_some())
                 {
-                    println!("    cpu/ram limits {}", crun::LIMITS_NOT_ENFORCED);
+                    outln!("    cpu/ram limits {}", crun::LIMITS_NOT_ENFORCED);
                 }
                 for r in g.resources() {
                     if let (Item::Interface(e, i), Spec::Veth(v)) = (&r.item, &r.spec)
                         && e == name
                     {
                         let ips: Vec<String> = v.ips.iter().map(|c| c.to_string()).collect();
-                        println!("    {i}  {}  {}", v.mac, ips.join(" "));
+                        outln!("    {i}  {}  {}", v.mac, ips.join(" "));
                     }
                 }
                 for r in runs(name) {
@@ -90,7 +91,7 @@ pub fn run(lab: Option<&str>, format: Format) -> i32 {
                     } else {
                         apply::actions::describe_failure(&r)
                     };
-                    println!("    run `{}`: {state}", r.command);
+                    outln!("    run `{}`: {state}", r.command);
                 }
             }
         }
