@@ -293,3 +293,45 @@ fn a_full_stdout_is_an_error() {
         "cloonix: cannot write to standard output: No space left on device (os error 28)\n"
     );
 }
+
+/// clap's usage errors exit 2, which for `diff` means "changes pending": every usage error
+/// exits 1, 125 under exec and shell (whose other codes are the command's own).
+#[test]
+fn usage_errors_exit_1_or_125_under_exec() {
+    let ring = ring();
+    for (args, code) in [
+        (vec!["diff", "--bogus", &ring], 1),
+        (vec!["diff", "-o", "xml", &ring], 1),
+        (vec!["diff"], 1),
+        (vec!["validate"], 1),
+        (vec!["apply", &ring, &ring], 1),
+        (vec!["status", "-o", "xml"], 1),
+        (vec!["bogus"], 1),
+        (vec![], 1),
+        (vec!["exec", "lab"], 125),
+        (vec!["exec", "lab", "node"], 125),
+        (vec!["exec", "lab", "node", "ls"], 125),
+        (vec!["exec", "--bogus", "lab", "node", "--", "ls"], 125),
+        (vec!["shell", "lab"], 125),
+    ] {
+        let r = cloonix(&args).run();
+        assert_eq!(r.code, code, "cloonix {args:?}: {}", r.err);
+        assert!(
+            r.err.contains("Usage") || r.err.starts_with("error:"),
+            "{args:?}: {}",
+            r.err
+        );
+        assert_eq!(r.out, "", "cloonix {args:?}");
+    }
+    for args in [
+        vec!["--help"],
+        vec!["--version"],
+        vec!["diff", "--help"],
+        vec!["help", "exec"],
+    ] {
+        let r = cloonix(&args).run();
+        assert_eq!(r.code, 0, "cloonix {args:?}: {}", r.err);
+        assert!(r.out.contains("cloonix"), "cloonix {args:?}: {}", r.out);
+        assert_eq!(r.err, "", "cloonix {args:?}");
+    }
+}

@@ -93,10 +93,29 @@ enum Command {
 }
 
 pub fn run() -> i32 {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage(&e),
+    };
     let code = command(cli.command);
     // A report that could not be written (other than to a reader that left) is a failure.
     if out::finish() { 1 } else { code }
+}
+
+/// Prints clap's help, version or usage error, and says how to exit. clap's own exit code
+/// for a usage error is 2, which `diff` uses for "changes pending": the spec gives usage
+/// errors 1, and 125 under `exec` and `shell`, whose other codes are the command's own.
+fn usage(e: &clap::Error) -> i32 {
+    // Help and version go to stdout, which may be closed (`--help | head`); never mind.
+    let _ = e.print();
+    if !e.use_stderr() {
+        return 0;
+    }
+    let subcommand = std::env::args_os().nth(1);
+    match subcommand.as_ref().and_then(|s| s.to_str()) {
+        Some("exec" | "shell") => 125,
+        _ => 1,
+    }
 }
 
 fn command(command: Command) -> i32 {
