@@ -335,3 +335,43 @@ fn usage_errors_exit_1_or_125_under_exec() {
         assert_eq!(r.err, "", "cloonix {args:?}");
     }
 }
+
+/// With `-o json`, a file that fails to load is a JSON report on stdout, shaped as
+/// `validate -o json` shapes it, and still the rendered errors on stderr.
+#[test]
+fn json_output_reports_a_file_that_fails_to_load() {
+    let s = Scratch::new("json-fail");
+    let bad = s.file("bad.yaml", "name: x\nlans: [a]\nlanz: []\n");
+    let missing = s.0.join("missing.yaml").display().to_string();
+    for cmd in ["apply", "diff", "destroy", "validate"] {
+        let r = cloonix(&[cmd, "-o", "json", &bad]).run();
+        assert_eq!(r.code, 1, "{cmd}: {}", r.err);
+        let report: serde_json::Value =
+            serde_json::from_str(&r.out).unwrap_or_else(|e| panic!("{cmd}: {e}: {:?}", r.out));
+        assert_eq!(report["file"], bad.as_str(), "{cmd}");
+        assert_eq!(report["valid"], false, "{cmd}");
+        if cmd != "validate" {
+            assert_eq!(report["ok"], false, "{cmd}");
+            assert!(
+                r.err
+                    .starts_with(&format!("{bad}:3:1: error: unknown key `lanz`"))
+            );
+        }
+        let e = &report["errors"][0];
+        assert_eq!((&e["line"], &e["col"]), (&3.into(), &1.into()), "{cmd}");
+        assert_eq!(e["message"], "unknown key `lanz` in the topology", "{cmd}");
+        assert_eq!(e["hint"], "did you mean `lans`?", "{cmd}");
+    }
+    for cmd in ["apply", "diff"] {
+        let r = cloonix(&[cmd, "-o", "json", &missing]).run();
+        assert_eq!(r.code, 1);
+        let report: serde_json::Value = serde_json::from_str(&r.out).unwrap();
+        assert_eq!(report["errors"][0]["line"], 0);
+        assert!(
+            report["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("cannot read")
+        );
+    }
+}

@@ -19,7 +19,7 @@ pub fn run(file: &Path, o: &Options) -> i32 {
     if o.dry_run {
         return super::diff::run(file, o.verbose, o.output);
     }
-    let Some(loaded) = super::load(file) else {
+    let Some(loaded) = super::load(file, o.output) else {
         return 1;
     };
     let path = file.display().to_string();

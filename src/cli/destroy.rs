@@ -8,7 +8,7 @@ use std::path::Path;
 
 pub fn run(target: &str, output: Output) -> i32 {
     let lab = if Path::new(target).is_file() {
-        match super::load(Path::new(target)) {
+        match super::load(Path::new(target), output) {
             Some(l) => l.topology.name,
             None => return 1,
         }

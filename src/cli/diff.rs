@@ -9,7 +9,7 @@ use cloonix::plan::{self, render_text};
 use std::path::Path;
 
 pub fn run(file: &Path, verbose: bool, output: Output) -> i32 {
-    let Some(loaded) = super::load(file) else {
+    let Some(loaded) = super::load(file, output) else {
         return 1;
     };
     let Some(desired) = super::desired(&loaded) else {

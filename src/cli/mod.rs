@@ -169,13 +169,31 @@ pub fn desired(loaded: &cloonix::model::Loaded) -> Option<cloonix::graph::Graph>
         .ok()
 }
 
-/// Loads a file, printing its errors the way the spec wants them; `None` when invalid.
-pub fn load(file: &std::path::Path) -> Option<cloonix::model::Loaded> {
+/// Loads a file, printing its errors the way the spec wants them (and, with `-o json`, as
+/// a report on stdout too); `None` when invalid.
+pub fn load(file: &std::path::Path, output: Output) -> Option<cloonix::model::Loaded> {
     match cloonix::model::load(file) {
         Ok(loaded) => Some(loaded),
         Err(e) => {
             err!("{}", e.render());
+            if output == Output::Json {
+                let mut report = load_failure(&e);
+                report["ok"] = false.into();
+                outln!("{}", serde_json::to_string_pretty(&report).expect("json"));
+            }
             None
         }
     }
+}
+
+/// A file that failed to load, as `validate -o json` reports it: each error with its line,
+/// column, message and hint; an error of the whole file (unreadable, too large) at line 0.
+pub fn load_failure(e: &cloonix::model::LoadError) -> serde_json::Value {
+    let errors = match e {
+        cloonix::model::LoadError::Invalid { diagnostics, .. } => serde_json::json!(diagnostics.0),
+        other => {
+            serde_json::json!([{"line": 0, "col": 0, "message": other.to_string(), "hint": ""}])
+        }
+    };
+    serde_json::json!({"file": e.path(), "valid": false, "errors": errors})
 }

@@ -2,7 +2,7 @@
 
 use super::Output;
 use super::out::{err, outln};
-use cloonix::model::{LoadError, load};
+use cloonix::model::load;
 use std::path::Path;
 
 pub fn run(file: &Path, output: Output) -> i32 {
@@ -13,11 +13,7 @@ pub fn run(file: &Path, output: Output) -> i32 {
             Ok(loaded) => serde_json::json!({
                 "file": path, "valid": true, "errors": [], "host_items": loaded.host_items,
             }),
-            Err(LoadError::Invalid { diagnostics, .. }) => {
-                serde_json::json!({"file": path, "valid": false, "errors": diagnostics.0})
-            }
-            Err(e) => serde_json::json!({"file": path, "valid": false,
-                "errors": [{"line": 0, "col": 0, "message": e.to_string(), "hint": ""}]}),
+            Err(e) => super::load_failure(e),
         };
         outln!("{}", serde_json::to_string_pretty(&report).expect("json"));
         return i32::from(result.is_err());
