@@ -423,3 +423,115 @@ fn directories_and_devices_are_not_topology_files() {
             .ends_with(": error: cannot read: No such file or directory (os error 2)\n")
     );
 }
+
+/// `name: lab`, lans l1 and l2, and the given endpoints.
+fn lab(endpoints: &str) -> String {
+    format!("name: lab\nlans: [l1, l2]\nendpoints:\n{endpoints}")
+}
+
+#[test]
+fn an_address_is_given_once_on_its_interface() {
+    assert_error(
+        &lab("  r1: {kind: cnt, eth: [{lan: l1, ip: [10.0.0.1/24, 10.0.0.2/24, 10.0.0.1/16]}]}\n"),
+        "4:66",
+        "address 10.0.0.1 is given twice on this interface",
+    );
+    let d = load_str(
+        &lab("  r1: {kind: cnt, eth: [{lan: l1, ip: [10.0.0.1/24, 10.0.0.1/24]}]}\n"),
+        &dir(),
+    )
+    .unwrap_err();
+    assert_eq!(d.0.len(), 1, "{:?}", d.0);
+    assert_eq!(d.0[0].hint, "it is already given at line 4; keep one");
+}
+
+#[test]
+fn an_address_is_used_once_on_its_lan() {
+    let text = lab(concat!(
+        "  r1: {kind: cnt, eth: [{lan: l1, ip: 10.0.0.1/24}, {lan: l2, ip: 10.0.0.1/24}]}\n",
+        "  r2: {kind: cnt, eth: [{lan: l1, ip: 10.0.0.1/16}]}\n",
+        "  vm: {kind: kvm, eth: [{lan: l2, ip: [10.0.0.2/24, 10.0.0.1/24]}]}\n",
+        "  t: {kind: tap, lan: l1, ip: [10.0.0.3/24, 10.0.0.2/24]}\n",
+        "  u: {kind: tap, lan: l2, ip: 10.0.0.3/24}\n",
+    ));
+    let errs = errors(&text);
+    assert_eq!(
+        errs,
+        [
+            "5:39: address 10.0.0.1 is already on lan `l1`",
+            "6:53: address 10.0.0.1 is already on lan `l2`",
+        ],
+        "{text}"
+    );
+    let d = load_str(&text, &dir()).unwrap_err();
+    assert_eq!(
+        d.0[0].hint,
+        "line 4 gives it to another interface of this lan; each needs its own"
+    );
+    // The same address on another lan, or IPv6 beside IPv4, is fine.
+    let ok = lab(concat!(
+        "  r1: {kind: cnt, eth: [{lan: l1, ip: [10.0.0.1/24, \"2001:db8::1/64\"]}]}\n",
+        "  r2: {kind: cnt, eth: [{lan: l2, ip: 10.0.0.1/24}]}\n",
+    ));
+    assert_eq!(errors(&ok), Vec::<String>::new());
+}
+
+#[test]
+fn a_host_address_is_not_its_subnets_network_or_broadcast() {
+    let eth = |ip: &str| {
+        lab(&format!(
+            "  r1: {{kind: cnt, eth: [{{lan: l1, ip: \"{ip}\"}}]}}\n"
+        ))
+    };
+    assert_error(
+        &eth("10.0.0.0/24"),
+        "4:39",
+        "10.0.0.0 is the network address of 10.0.0.0/24",
+    );
+    let d = load_str(&eth("10.0.0.0/24"), &dir()).unwrap_err();
+    assert_eq!(
+        d.0[0].hint,
+        "a host's address there is from 10.0.0.1 to 10.0.0.254, e.g. `10.0.0.1/24`"
+    );
+    assert_error(
+        &eth("10.0.1.255/23"),
+        "4:39",
+        "10.0.1.255 is the broadcast address of 10.0.0.0/23",
+    );
+    assert_error(
+        &lab("  t: {kind: tap, lan: l1, ip: 192.168.1.255/24}\n"),
+        "4:31",
+        "broadcast address of 192.168.1.0/24",
+    );
+    assert_error(
+        &eth("2001:db8::/64"),
+        "4:39",
+        "2001:db8:: is the network address of 2001:db8::/64",
+    );
+    for ok in [
+        "10.0.0.0/31",
+        "10.0.0.1/31",
+        "10.0.0.0/32",
+        "10.0.0.255/23",
+        "2001:db8::/127",
+        "2001:db8::ffff:ffff:ffff:ffff/64",
+        "fe80::1/64",
+    ] {
+        assert_eq!(errors(&eth(ok)), Vec::<String>::new(), "{ok}");
+    }
+}
+
+/// A name refused where it is declared is reported there, once: its uses are not errors
+/// of their own (they were told to "declare it", which it is).
+#[test]
+fn a_refused_declaration_is_reported_once() {
+    let text = "name: lab\nlans: [lan-name-too-long]\nendpoints:\n  r1: {kind: cnt, eth: [{lan: lan-name-too-long}]}\n  t: {kind: tap, lan: lan-name-too-long}\n";
+    assert_eq!(errors(text), ["2:8: invalid lan name `lan-name-too-long`"]);
+    let text = "name: lab\nlans: {l1: {mtu: 5}}\nendpoints:\n  r1: {kind: cnt, eth: [{lan: l1}]}\n";
+    assert_eq!(
+        errors(text),
+        ["2:18: mtu must be a number from 576 to 9000"]
+    );
+    let text = "name: lab\nimages:\n  Frr: {debian: {suite: bookworm}}\nendpoints:\n  r1: {kind: cnt, image: Frr}\n";
+    assert_eq!(errors(text), ["3:3: invalid image name `Frr`"]);
+}

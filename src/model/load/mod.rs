@@ -2,6 +2,7 @@
 //! section lists and collecting every error instead of stopping at the first one.
 //! Which items touch the host (and need `--allow-host`) is decided here too.
 
+mod addresses;
 mod checks;
 mod container;
 mod endpoints;
@@ -14,7 +15,7 @@ use crate::yaml::{self, Key, Node, Value};
 pub use input::{MAX_FILE_BYTES, STDIN};
 use reader::{Cx, RESERVED_LANS};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 /// A loaded, valid file.
@@ -101,7 +102,8 @@ pub fn load_str(text: &str, dir: &Path) -> Result<Loaded, Diagnostics> {
     let mut cx = Cx {
         diags: Vec::new(),
         dir: dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()),
-        lans: BTreeSet::new(),
+        lans: BTreeMap::new(),
+        addresses: HashMap::new(),
         endpoints: BTreeMap::new(),
         images: BTreeSet::new(),
         macs: BTreeMap::new(),
@@ -144,10 +146,10 @@ impl Cx {
         f.finish(self, "the topology");
         let name = name.and_then(|n| self.name(n, "lab name"));
 
+        // `self.lans` and `self.images` get every declared name, valid or not: a reference
+        // to a declaration that was refused is not an error of its own.
         let lans = lans.map(|n| self.lans(n)).unwrap_or_default();
-        self.lans = lans.keys().cloned().collect();
         let images = images.map(|n| self.images(n)).unwrap_or_default();
-        self.images = images.keys().cloned().collect();
 
         // Endpoints are named before they are read so that checks can refer to them.
         let mut endpoints = BTreeMap::new();
@@ -199,6 +201,9 @@ impl Cx {
         match &node.value {
             Value::Seq(items) => {
                 for item in items {
+                    if let Value::Scalar(declared, _) = &item.value {
+                        self.declare_lan(declared);
+                    }
                     let Some(name) = self.name(item, "lan name") else {
                         continue;
                     };
@@ -217,6 +222,7 @@ impl Cx {
                     return lans;
                 };
                 for (key, value) in f.items {
+                    self.declare_lan(&key.name);
                     let ok = self.key_name(key, "lan name");
                     self.reserved_lan(&key.name, key.pos);
                     if let Some(lan) = self.lan(value)
@@ -228,6 +234,11 @@ impl Cx {
             }
         }
         lans
+    }
+
+    fn declare_lan(&mut self, name: &str) {
+        let id = self.lans.len();
+        self.lans.entry(name.to_string()).or_insert(id);
     }
 
     fn reserved_lan(&mut self, name: &str, pos: Pos) {
@@ -261,6 +272,7 @@ impl Cx {
             return images;
         };
         for (key, value) in f.items {
+            self.images.insert(key.name.clone());
             let ok = self.key_name(key, "image name");
             if key.name == BUILTIN_IMAGE {
                 self.err(

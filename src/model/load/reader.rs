@@ -5,7 +5,8 @@ use super::super::units::Mac;
 use super::HostItem;
 use crate::diag::{Diagnostic, MAX_ERRORS, Pos, did_you_mean};
 use crate::yaml::{Key, Node, Value};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -54,7 +55,10 @@ pub(super) fn few<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> String {
 pub(super) struct Cx {
     pub(super) diags: Vec<Diagnostic>,
     pub(super) dir: PathBuf,
-    pub(super) lans: BTreeSet<String>,
+    /// Every lan the file declares, valid or not, and a number for each.
+    pub(super) lans: BTreeMap<String, usize>,
+    /// Where each address on a lan (by its number) was first given.
+    pub(super) addresses: HashMap<(usize, IpAddr), Pos>,
     pub(super) endpoints: BTreeMap<String, &'static str>,
     pub(super) images: BTreeSet<String>,
     pub(super) macs: BTreeMap<Mac, Pos>,
@@ -246,18 +250,18 @@ impl Cx {
 
     pub(super) fn lan_ref(&mut self, node: &Node) -> Option<String> {
         let lan = self.string(node, "lan")?;
-        if self.lans.contains(&lan) {
+        if self.lans.contains_key(&lan) {
             return Some(lan);
         }
         let suggestion = (!self.full())
-            .then(|| did_you_mean(&lan, self.lans.iter().map(String::as_str)))
+            .then(|| did_you_mean(&lan, self.lans.keys().map(String::as_str)))
             .flatten();
         let hint = match suggestion {
             Some(l) => format!("did you mean `{l}`?"),
             None if self.lans.is_empty() => format!("declare it: `lans: [{lan}]`"),
             None => format!(
                 "the lans are: {}; or add `{lan}` to `lans:`",
-                few(self.lans.iter().map(String::as_str))
+                few(self.lans.keys().map(String::as_str))
             ),
         };
         self.err(node.pos, format!("undefined lan `{lan}`"), hint);
