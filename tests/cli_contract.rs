@@ -375,3 +375,15 @@ fn json_output_reports_a_file_that_fails_to_load() {
         );
     }
 }
+
+/// `status -o yaml` wrote a modeline, and the schema an `$id`, naming an address that
+/// serves nothing: neither the schema nor anything the program prints names a site.
+#[test]
+fn nothing_points_at_an_address_that_serves_nothing() {
+    let r = cloonix(&["schema"]).run();
+    assert_eq!(r.code, 0);
+    let schema: serde_json::Value = serde_json::from_str(&r.out).unwrap();
+    assert!(schema.get("$id").is_none(), "{}", schema["$id"]);
+    let binary = std::fs::read(env!("CARGO_BIN_EXE_cloonix")).unwrap();
+    assert!(!String::from_utf8_lossy(&binary).contains("cloonix.dev"));
+}

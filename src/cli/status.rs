@@ -5,7 +5,7 @@ use super::out::{errln, out, outln};
 use cloonix::apply::{self, Context};
 use cloonix::graph::{self, Item, Spec};
 use cloonix::host::crun;
-use cloonix::model::{MODELINE, to_yaml};
+use cloonix::model::to_yaml;
 use cloonix::observe::observe;
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -38,7 +38,7 @@ pub fn run(lab: Option<&str>, format: Format) -> i32 {
             .unwrap_or_default()
     };
     match format {
-        Format::Yaml => out!("{MODELINE}\n{}", to_yaml(&topology)),
+        Format::Yaml => out!("{}", to_yaml(&topology)),
         Format::Json => {
             let endpoints: serde_json::Map<String, serde_json::Value> = topology
                 .endpoints
