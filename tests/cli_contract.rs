@@ -253,6 +253,8 @@ fn a_closed_stdout_is_not_an_error() {
         (vec!["--help"], 0),
         (vec!["--version"], 0),
         (vec!["diff", "--help"], 0),
+        (vec!["completions", "bash"], 0),
+        (vec!["man"], 0),
     ] {
         let (got, err) = with_closed(&args, "stdout");
         assert_eq!(got, code, "cloonix {args:?}: {err}");
@@ -386,4 +388,52 @@ fn nothing_points_at_an_address_that_serves_nothing() {
     assert!(schema.get("$id").is_none(), "{}", schema["$id"]);
     let binary = std::fs::read(env!("CARGO_BIN_EXE_cloonix")).unwrap();
     assert!(!String::from_utf8_lossy(&binary).contains("cloonix.dev"));
+}
+
+const COMMANDS: [&str; 10] = [
+    "validate",
+    "schema",
+    "apply",
+    "destroy",
+    "status",
+    "exec",
+    "shell",
+    "diff",
+    "completions",
+    "man",
+];
+
+#[test]
+fn completion_scripts_know_every_command() {
+    for shell in ["bash", "zsh", "fish"] {
+        let r = cloonix(&["completions", shell]).run();
+        assert_eq!(r.code, 0, "{shell}: {}", r.err);
+        assert!(r.out.len() > 1000, "{shell}: {}", r.out);
+        for command in COMMANDS {
+            assert!(r.out.contains(command), "{shell} lacks {command}");
+        }
+        assert!(r.out.contains("allow-host"), "{shell}");
+    }
+    assert_eq!(cloonix(&["completions", "tcsh"]).run().code, 1);
+}
+
+#[test]
+fn manual_pages_cover_every_command() {
+    let r = cloonix(&["man"]).run();
+    assert_eq!(r.code, 0, "{}", r.err);
+    assert!(r.out.contains(".TH cloonix 1"), "{}", r.out);
+    for command in COMMANDS {
+        assert!(
+            r.out.contains(&format!("cloonix\\-{command}(1)")),
+            "{command}"
+        );
+    }
+    let s = Scratch::new("man");
+    let r = cloonix(&["man", "--dir", &s.0.display().to_string()]).run();
+    assert_eq!(r.code, 0, "{}", r.err);
+    for command in COMMANDS {
+        let page = std::fs::read_to_string(s.0.join(format!("cloonix-{command}.1"))).unwrap();
+        assert!(page.contains(&format!(".TH cloonix-{command} 1")), "{page}");
+    }
+    assert!(s.0.join("cloonix.1").is_file());
 }

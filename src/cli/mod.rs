@@ -3,6 +3,7 @@
 mod apply;
 mod destroy;
 mod diff;
+mod docs;
 mod exec;
 mod out;
 mod progress;
@@ -17,12 +18,19 @@ use std::path::PathBuf;
 #[command(
     name = "cloonix",
     version,
-    about = "Network labs from a YAML file, changed live"
+    about = "Network labs from a YAML file, changed live",
+    after_long_help = EXIT_STATUS
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
+
+/// What `--help` and the manual page say of exit codes (spec §2).
+const EXIT_STATUS: &str = "\
+Exit status: 0 done; 1 any failure, and any usage error. diff: 0 no changes, 2 changes \
+pending, 1 error. exec and shell: the command's own code; 125 cloonix's own error, 126 not \
+executable, 127 not found.";
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
@@ -79,6 +87,15 @@ enum Command {
     },
     /// Open a shell on an endpoint.
     Shell { lab: String, node: String },
+    /// Print a shell completion script, e.g. `cloonix completions bash >
+    /// /usr/share/bash-completion/completions/cloonix`.
+    Completions { shell: clap_complete::Shell },
+    /// Print the manual page cloonix(1) as roff, or with --dir write it and one page per
+    /// command there (for packagers: `cloonix man --dir /usr/share/man/man1`).
+    Man {
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Show what `apply` would do, touching nothing (exit 0: no changes, 2: changes, 1: error).
     Diff {
         /// The topology file; `-` reads standard input (relative paths in it are then
@@ -150,6 +167,8 @@ fn command(command: Command) -> i32 {
         Command::Status { lab, output } => status::run(lab.as_deref(), output),
         Command::Exec { lab, node, command } => exec::run(&lab, &node, &command, false),
         Command::Shell { lab, node } => exec::run(&lab, &node, &["/bin/sh".into()], true),
+        Command::Completions { shell } => docs::completions(shell),
+        Command::Man { dir } => docs::man(dir.as_deref()),
     }
 }
 
