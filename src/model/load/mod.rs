@@ -160,9 +160,13 @@ impl Cx {
             }
             Vec::new()
         });
-        for (key, value) in &endpoint_items {
-            let kind = kind_of(value);
-            self.endpoints.insert(key.name.clone(), kind);
+        // Only checks refer to endpoints by name; without checks, a large file is spared
+        // a second copy of every name.
+        if checks.is_some() {
+            for (key, value) in &endpoint_items {
+                let kind = kind_of(value);
+                self.endpoints.insert(key.name.clone(), kind);
+            }
         }
         for (key, value) in endpoint_items {
             let ok = self.key_name(&key, "endpoint name");
