@@ -3,9 +3,16 @@
 # containers on 10 lans from nothing, a no-op re-apply of the 300, one eth added on the
 # 300, repair of one deleted interface, destroy; and Mininet building, starting and
 # tearing down 100 hosts on one Linux bridge in the same run, for comparison.
-# Prints a Markdown table. Needs: mininet bridge-utils (installed if missing).
+# Each case runs RUNS times (default 3); the table gives the median.
+# Needs: mininet bridge-utils (installed if missing).
+#
+# It cleans only what it made: its own lab `bench` (through cloonix destroy) and its
+# temporary directory. Mininet tears down what it built when it exits; `mn -c` is never
+# run, since it kills every `ping` on the machine and removes files and links it did
+# not make.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+runs=${RUNS:-3}
 for p in mininet bridge-utils; do
     dpkg -s "$p" >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >&2
 done
@@ -23,29 +30,34 @@ timed() { # name command...
     local name=$1; shift
     local s; s=$(now)
     "$@" >/dev/null 2>&1
-    t[$name]=$(echo "$(now) - $s" | bc)
+    t[$name]="${t[$name]:-} $(echo "$(now) - $s" | bc)"
 }
+median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 $cloonix destroy bench >/dev/null 2>&1
-timed apply100 $cloonix apply "$work/100.yaml"
-timed destroy100 $cloonix destroy bench
-mn -c >/dev/null 2>&1 || true
-timed mininet100 mn --topo single,100 --switch lxbr --controller none --test none
-timed apply300 $cloonix apply "$work/300.yaml"
-timed noop300 $cloonix apply "$work/300.yaml"
-timed oneeth300 $cloonix apply "$work/300x.yaml"
-ip -n cloonix_bench_n5 link del eth0
-timed repair300 $cloonix apply "$work/300x.yaml"
-timed destroy300 $cloonix destroy bench
+for _ in $(seq "$runs"); do
+    timed apply100 $cloonix apply "$work/100.yaml"
+    timed destroy100 $cloonix destroy bench
+    timed mininet100 mn --topo single,100 --switch lxbr --controller none --test none
+    timed apply300 $cloonix apply "$work/300.yaml"
+    timed noop300 $cloonix apply "$work/300.yaml"
+    timed oneeth300 $cloonix apply "$work/300x.yaml"
+    ip -n cloonix_bench_n5 link del eth0
+    timed repair300 $cloonix apply "$work/300x.yaml"
+    timed destroy300 $cloonix destroy bench
+done
 
-both=$(echo "${t[apply100]} + ${t[destroy100]}" | bc)
-printf '| case | seconds |\n|---|---|\n'
-printf '| cloonix: apply 100 containers on 10 lans, from nothing | %.2f |\n' "${t[apply100]}"
-printf '| cloonix: destroy them | %.2f |\n' "${t[destroy100]}"
-printf '| cloonix: apply + destroy of 100 | %.2f |\n' "$both"
-printf '| Mininet: `mn --topo single,100 --switch lxbr --controller none --test none` | %.2f |\n' "${t[mininet100]}"
-printf '| cloonix: apply 300 containers on 10 lans, from nothing | %.2f |\n' "${t[apply300]}"
-printf '| cloonix: no-op re-apply of the 300 | %.2f |\n' "${t[noop300]}"
-printf '| cloonix: add one eth on the 300-node lab | %.2f |\n' "${t[oneeth300]}"
-printf '| cloonix: repair one deleted interface on the 300-node lab | %.2f |\n' "${t[repair300]}"
-printf '| cloonix: destroy the 300 | %.2f |\n' "${t[destroy300]}"
+row() { printf '| %s | %.2f |\n' "$1" "$(median "${t[$2]}")"; }
+printf '| case (median of %s runs) | seconds |\n|---|---|\n' "$runs"
+row "cloonix: apply 100 containers on 10 lans, from nothing" apply100
+row "cloonix: destroy them" destroy100
+printf '| cloonix: apply + destroy of 100 | %.2f |\n' \
+    "$(echo "$(median "${t[apply100]}") + $(median "${t[destroy100]}")" | bc)"
+row 'Mininet: `mn --topo single,100 --switch lxbr --controller none --test none`' mininet100
+row "cloonix: apply 300 containers on 10 lans, from nothing" apply300
+row "cloonix: no-op re-apply of the 300" noop300
+row "cloonix: add one eth on the 300-node lab" oneeth300
+row "cloonix: repair one deleted interface on the 300-node lab" repair300
+row "cloonix: destroy the 300" destroy300
+echo "all runs:" >&2
+for k in "${!t[@]}"; do echo "  $k:${t[$k]}" >&2; done

@@ -246,11 +246,63 @@ fn alias_bombs_are_refused() {
             "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
         ));
     }
-    let errs = errors(&s);
+    assert_error(
+        &s,
+        "5:10",
+        "aliases expand the document to more than 10 times its size",
+    );
+}
+
+/// The alias bound is relative to the document: the same aliases are refused in a small file
+/// and fine in a large one.
+#[test]
+fn aliases_may_expand_a_document_up_to_ten_times() {
+    let eths: Vec<String> = (0..30)
+        .map(|i| format!("{{lan: lan1, name: e{i}}}"))
+        .collect();
+    let mut small = format!("  r0: {{kind: cnt, eth: &eth [{}]}}\n", eths.join(", "));
+    for i in 1..50 {
+        small.push_str(&format!("  r{i}: {{kind: cnt, eth: *eth}}\n"));
+    }
+    let head = "name: lab\nlans: [lan1]\nendpoints:\n";
+    let errs = errors(&format!("{head}{small}"));
     assert!(
-        errs.iter().any(|e| e.contains("expands to more than")),
+        errs.iter().any(|e| e.contains("10 times its size")),
         "{errs:?}"
     );
+    // Plain endpoints make the same expansion a small part of the document.
+    let plain: String = (0..2000)
+        .map(|i| format!("  p{i}: {{kind: cnt, eth: [{{lan: lan1}}]}}\n"))
+        .collect();
+    assert_eq!(
+        errors(&format!("{head}{small}{plain}")),
+        Vec::<String>::new()
+    );
+}
+
+/// A large file written out in full is never refused for its size in nodes.
+#[test]
+fn a_10_mb_file_of_plain_endpoints_is_valid() {
+    let mut text = String::from("name: big\nlans: [lan1]\nendpoints:\n");
+    let mut i = 0u32;
+    while text.len() < 10_000_000 {
+        let [_, a, b, c] = (i + 1).to_be_bytes();
+        text.push_str(&format!(
+            "  e{i}: {{kind: cnt, eth: [{{lan: lan1, ip: 10.{a}.{b}.{c}/8}}]}}\n"
+        ));
+        i += 1;
+    }
+    let loaded = load_str(&text, &dir()).unwrap_or_else(|d| panic!("{:?}", &d.0[..3]));
+    assert_eq!(loaded.topology.endpoints.len(), i as usize);
+}
+
+#[test]
+fn nesting_is_limited_to_128_levels() {
+    let deep = |n: usize| format!("name: lab\nx: {}{}\n", "[".repeat(n), "]".repeat(n));
+    assert_error(&deep(127), "2:1", "unknown key `x`");
+    assert_error(&deep(128), "2:131", "nests deeper than 128 levels");
+    let errs = errors(&format!("name: lab\nx: {}", "[".repeat(1_000_000)));
+    assert_eq!(errs.len(), 1, "{errs:?}");
 }
 
 #[test]
@@ -277,4 +329,209 @@ fn host_items_need_the_users_word() {
     assert!(items[1].starts_with("5:25 image directory `/`"));
     assert!(items[2].starts_with("6:34 host interface `eth9`"));
     assert!(items[3].starts_with("7:57 c2c slave listening on 0.0.0.0"));
+}
+
+/// A scratch directory of this test process, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let d = std::env::temp_dir().join(format!("cloonix-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        Scratch(d)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn load_error(path: &Path) -> cloonix::model::LoadError {
+    match cloonix::model::load(path) {
+        Ok(_) => panic!("{} loaded", path.display()),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn a_file_that_is_not_utf8_gets_the_position_of_its_first_bad_byte() {
+    let s = Scratch::new("utf8");
+    let path = s.0.join("latin1.yaml");
+    std::fs::write(&path, b"name: lab\nlans: [caf\xe9]\n").unwrap();
+    let text = load_error(&path).render();
+    let first = text.lines().next().unwrap();
+    assert_eq!(
+        first,
+        format!(
+            "{}:2:11: error: the file is not UTF-8 text: byte 0xe9 here",
+            path.display()
+        )
+    );
+    assert!(text.contains("= hint:"), "{text}");
+}
+
+#[test]
+fn files_over_32_mib_are_refused_without_reading_them_whole() {
+    let s = Scratch::new("big");
+    let path = s.0.join("big.yaml");
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(cloonix::model::MAX_FILE_BYTES + 1).unwrap();
+    let e = load_error(&path);
+    assert!(
+        matches!(e, cloonix::model::LoadError::TooLarge { .. }),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.render(),
+        format!(
+            "{}: error: larger than 32 MiB, the most a topology file may hold\n",
+            path.display()
+        )
+    );
+    // Exactly the limit is fine: 32 MiB of comments, then the lab.
+    let mut text = "#".repeat(1023) + "\n";
+    text = text.repeat(32 * 1024 - 1);
+    text.push_str("name: lab\n");
+    text.push_str(&"#".repeat(1024 - "name: lab\n".len() - 1));
+    text.push('\n');
+    assert_eq!(text.len() as u64, cloonix::model::MAX_FILE_BYTES);
+    std::fs::write(&path, text).unwrap();
+    assert!(cloonix::model::load(&path).is_ok());
+}
+
+#[test]
+fn directories_and_devices_are_not_topology_files() {
+    let s = Scratch::new("notafile");
+    for (path, what) in [
+        (s.0.as_path(), "a directory"),
+        (Path::new("/dev/zero"), "a character device"),
+    ] {
+        let e = load_error(path);
+        assert_eq!(
+            e.render(),
+            format!(
+                "{}: error: this is {what}, not a topology file\n",
+                path.display()
+            )
+        );
+    }
+    let e = load_error(&s.0.join("missing.yaml"));
+    assert!(
+        e.render()
+            .ends_with(": error: cannot read: No such file or directory (os error 2)\n")
+    );
+}
+
+/// `name: lab`, lans l1 and l2, and the given endpoints.
+fn lab(endpoints: &str) -> String {
+    format!("name: lab\nlans: [l1, l2]\nendpoints:\n{endpoints}")
+}
+
+#[test]
+fn an_address_is_given_once_on_its_interface() {
+    assert_error(
+        &lab("  r1: {kind: cnt, eth: [{lan: l1, ip: [10.0.0.1/24, 10.0.0.2/24, 10.0.0.1/16]}]}\n"),
+        "4:66",
+        "address 10.0.0.1 is given twice on this interface",
+    );
+    let d = load_str(
+        &lab("  r1: {kind: cnt, eth: [{lan: l1, ip: [10.0.0.1/24, 10.0.0.1/24]}]}\n"),
+        &dir(),
+    )
+    .unwrap_err();
+    assert_eq!(d.0.len(), 1, "{:?}", d.0);
+    assert_eq!(d.0[0].hint, "it is already given at line 4; keep one");
+}
+
+#[test]
+fn an_address_is_used_once_on_its_lan() {
+    let text = lab(concat!(
+        "  r1: {kind: cnt, eth: [{lan: l1, ip: 10.0.0.1/24}, {lan: l2, ip: 10.0.0.1/24}]}\n",
+        "  r2: {kind: cnt, eth: [{lan: l1, ip: 10.0.0.1/16}]}\n",
+        "  vm: {kind: kvm, eth: [{lan: l2, ip: [10.0.0.2/24, 10.0.0.1/24]}]}\n",
+        "  t: {kind: tap, lan: l1, ip: [10.0.0.3/24, 10.0.0.2/24]}\n",
+        "  u: {kind: tap, lan: l2, ip: 10.0.0.3/24}\n",
+    ));
+    let errs = errors(&text);
+    assert_eq!(
+        errs,
+        [
+            "5:39: address 10.0.0.1 is already on lan `l1`",
+            "6:53: address 10.0.0.1 is already on lan `l2`",
+        ],
+        "{text}"
+    );
+    let d = load_str(&text, &dir()).unwrap_err();
+    assert_eq!(
+        d.0[0].hint,
+        "line 4 gives it to another interface of this lan; each needs its own"
+    );
+    // The same address on another lan, or IPv6 beside IPv4, is fine.
+    let ok = lab(concat!(
+        "  r1: {kind: cnt, eth: [{lan: l1, ip: [10.0.0.1/24, \"2001:db8::1/64\"]}]}\n",
+        "  r2: {kind: cnt, eth: [{lan: l2, ip: 10.0.0.1/24}]}\n",
+    ));
+    assert_eq!(errors(&ok), Vec::<String>::new());
+}
+
+#[test]
+fn a_host_address_is_not_its_subnets_network_or_broadcast() {
+    let eth = |ip: &str| {
+        lab(&format!(
+            "  r1: {{kind: cnt, eth: [{{lan: l1, ip: \"{ip}\"}}]}}\n"
+        ))
+    };
+    assert_error(
+        &eth("10.0.0.0/24"),
+        "4:39",
+        "10.0.0.0 is the network address of 10.0.0.0/24",
+    );
+    let d = load_str(&eth("10.0.0.0/24"), &dir()).unwrap_err();
+    assert_eq!(
+        d.0[0].hint,
+        "a host's address there is from 10.0.0.1 to 10.0.0.254, e.g. `10.0.0.1/24`"
+    );
+    assert_error(
+        &eth("10.0.1.255/23"),
+        "4:39",
+        "10.0.1.255 is the broadcast address of 10.0.0.0/23",
+    );
+    assert_error(
+        &lab("  t: {kind: tap, lan: l1, ip: 192.168.1.255/24}\n"),
+        "4:31",
+        "broadcast address of 192.168.1.0/24",
+    );
+    assert_error(
+        &eth("2001:db8::/64"),
+        "4:39",
+        "2001:db8:: is the network address of 2001:db8::/64",
+    );
+    for ok in [
+        "10.0.0.0/31",
+        "10.0.0.1/31",
+        "10.0.0.0/32",
+        "10.0.0.255/23",
+        "2001:db8::/127",
+        "2001:db8::ffff:ffff:ffff:ffff/64",
+        "fe80::1/64",
+    ] {
+        assert_eq!(errors(&eth(ok)), Vec::<String>::new(), "{ok}");
+    }
+}
+
+/// A name refused where it is declared is reported there, once: its uses are not errors
+/// of their own (they were told to "declare it", which it is).
+#[test]
+fn a_refused_declaration_is_reported_once() {
+    let text = "name: lab\nlans: [lan-name-too-long]\nendpoints:\n  r1: {kind: cnt, eth: [{lan: lan-name-too-long}]}\n  t: {kind: tap, lan: lan-name-too-long}\n";
+    assert_eq!(errors(text), ["2:8: invalid lan name `lan-name-too-long`"]);
+    let text = "name: lab\nlans: {l1: {mtu: 5}}\nendpoints:\n  r1: {kind: cnt, eth: [{lan: l1}]}\n";
+    assert_eq!(
+        errors(text),
+        ["2:18: mtu must be a number from 576 to 9000"]
+    );
+    let text = "name: lab\nimages:\n  Frr: {debian: {suite: bookworm}}\nendpoints:\n  r1: {kind: cnt, image: Frr}\n";
+    assert_eq!(errors(text), ["3:3: invalid image name `Frr`"]);
 }

@@ -2,6 +2,7 @@
 //! waves, observe again and verify.
 
 use super::Output;
+use super::out::{errln, out, outln};
 use cloonix::apply;
 use cloonix::host::{Lab, intent};
 use cloonix::kinds::{self, LIMITS_NOT_ENFORCED};
@@ -22,7 +23,7 @@ pub fn run(file: &Path, o: &Options) -> i32 {
     if o.dry_run {
         return super::diff::run(file, o.verbose, o.output);
     }
-    let Some(loaded) = super::load(file) else {
+    let Some(loaded) = super::load(file, o.output) else {
         return 1;
     };
     let path = file.display().to_string();
@@ -30,7 +31,7 @@ pub fn run(file: &Path, o: &Options) -> i32 {
         return 1;
     };
     let lab = Lab::new(&loaded.topology.name);
-    if !refusals(&loaded, &desired, &lab, &path, o.allow_host) {
+    if !refusals(&loaded, &desired, &lab, &path, o) {
         return 1;
     }
     let Some(_lock) = super::lock(&lab.name) else {
@@ -42,24 +43,26 @@ pub fn run(file: &Path, o: &Options) -> i32 {
     let previous = intent::read_applied(&lab);
     if o.output == Output::Text {
         if let Some(p) = previous.as_ref().filter(|p| p.file != absolute(file)) {
-            println!(
+            outln!(
                 "note: lab {} was last applied from {} at {}; this apply makes it match {path}",
-                lab.name, p.file, p.at
+                lab.name,
+                p.file,
+                p.at
             );
         }
-        print!("{}", render_text(&plan, &path, o.verbose));
+        out!("{}", render_text(&plan, &path, o.verbose));
     }
     let mut containers = false;
     for (name, ep) in &loaded.topology.endpoints {
         if let Endpoint::Cnt(c) = ep {
             containers = true;
             if c.cpu.is_some() || c.ram.is_some() {
-                eprintln!("warning: {name}: cpu/ram limits {LIMITS_NOT_ENFORCED}");
+                errln!("warning: {name}: cpu/ram limits {LIMITS_NOT_ENFORCED}");
             }
         }
     }
     if containers {
-        eprintln!("note: {}", cloonix::host::oci::NO_CGROUPS);
+        errln!("note: {}", cloonix::host::oci::NO_CGROUPS);
     }
     let mut applied = intent::Applied {
         file: absolute(file),
@@ -68,7 +71,7 @@ pub fn run(file: &Path, o: &Options) -> i32 {
         topology: loaded.topology.clone(),
     };
     if let Err(e) = intent::write_applied(&lab, &applied) {
-        eprintln!("cloonix: {e}");
+        errln!("cloonix: {e}");
         return 1;
     }
     let progress = super::progress::Progress::new(plan.steps.len());
@@ -86,7 +89,7 @@ pub fn run(file: &Path, o: &Options) -> i32 {
     let ok = report.ok() && converged;
     applied.ok = ok;
     if let Err(e) = intent::write_applied(&lab, &applied) {
-        eprintln!("cloonix: {e}");
+        errln!("cloonix: {e}");
     }
     if o.output == Output::Json {
         let summary = serde_json::json!({
@@ -94,20 +97,20 @@ pub fn run(file: &Path, o: &Options) -> i32 {
             "failures": report.failures, "converged": converged,
             "remaining": after.items, "seconds": started.elapsed().as_secs_f64(),
         });
-        println!("{}", serde_json::to_string_pretty(&summary).expect("json"));
+        outln!("{}", serde_json::to_string_pretty(&summary).expect("json"));
     } else {
         for f in &report.failures {
-            println!("error: {}: {}", f.resource, f.error);
+            outln!("error: {}: {}", f.resource, f.error);
         }
         if report.ok() && !converged {
-            println!(
+            outln!(
                 "error: lab {} does not match {path} after apply; still to do:",
                 lab.name
             );
-            print!("{}", render_text(&after, &path, true));
+            out!("{}", render_text(&after, &path, true));
         }
         if ok && !plan.is_empty() {
-            println!(
+            outln!(
                 "Applied in {:.2}s: lab {} matches {path}.",
                 started.elapsed().as_secs_f64(),
                 lab.name
@@ -125,62 +128,69 @@ fn absolute(file: &Path) -> String {
         .to_string()
 }
 
-/// Prints every reason the file cannot be applied here, each at its place in the file;
-/// true when there is none. Nothing is touched either way.
+/// Every reason the file cannot be applied here, at its place in the file: what reaches
+/// into the host without --allow-host, and what the host refuses (a tap's name taken, a
+/// kind with no driver yet). Printed as text, or as the JSON report of a failed load; true
+/// when there is none. Nothing is touched either way.
 fn refusals(
     loaded: &Loaded,
     desired: &cloonix::graph::Graph,
     lab: &Lab,
     path: &str,
-    allow_host: bool,
+    o: &Options,
 ) -> bool {
     let found = match kinds::preflight_all(lab, desired) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("cloonix: {e}");
+            errln!("cloonix: {e}");
             return false;
         }
     };
-    let mut lines = Vec::new();
+    let mut errors: Vec<(cloonix::diag::Pos, String)> = Vec::new();
+    if !o.allow_host {
+        for h in &loaded.host_items {
+            let what = format!(
+                "{} reaches into this host (allowed with --allow-host)",
+                h.what
+            );
+            errors.push((h.pos, what));
+        }
+    }
     for (r, refusal) in &found {
-        if refusal.host_item && allow_host {
+        if refusal.host_item && o.allow_host {
             continue;
         }
         let endpoint = match &r.item {
             cloonix::graph::Item::Endpoint(e) | cloonix::graph::Item::Interface(e, _) => e.as_str(),
             cloonix::graph::Item::Lab | cloonix::graph::Item::Lan(_) => "",
         };
-        let pos = loaded.position(endpoint, refusal.field);
         let hint = if refusal.host_item {
             " (allowed with --allow-host)"
         } else {
             ""
         };
-        lines.push(format!(
-            "{path}:{}:{}: error: {}{hint}",
-            pos.line, pos.col, refusal.message
-        ));
+        let pos = loaded.position(endpoint, refusal.field);
+        errors.push((pos, format!("{}{hint}", refusal.message)));
     }
-    lines.sort();
-    lines.dedup();
-    if !loaded.host_items.is_empty() && !allow_host {
-        eprintln!("cloonix: {path} reaches into this host; refusing without --allow-host:");
-        for h in &loaded.host_items {
-            eprintln!("  {path}:{}:{}: {}", h.pos.line, h.pos.col, h.what);
-        }
-        if lines.is_empty() {
-            return false;
-        }
-    }
-    if lines.is_empty() {
+    errors.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    errors.dedup();
+    if errors.is_empty() {
         return true;
     }
-    eprintln!(
+    if o.output == Output::Json {
+        let list: Vec<serde_json::Value> = errors
+            .iter()
+            .map(|(pos, m)| serde_json::json!({"line": pos.line, "col": pos.col, "message": m, "hint": ""}))
+            .collect();
+        let report = serde_json::json!({"file": path, "valid": true, "ok": false, "errors": list});
+        outln!("{}", serde_json::to_string_pretty(&report).expect("json"));
+    }
+    errln!(
         "cloonix: lab {} cannot be applied here; nothing was touched:",
         lab.name
     );
-    for l in lines {
-        eprintln!("{l}");
+    for (pos, m) in &errors {
+        errln!("{path}:{}:{}: error: {m}", pos.line, pos.col);
     }
     false
 }

@@ -2,13 +2,14 @@
 //! plan. Exit 0 no changes, 2 changes pending, 1 error.
 
 use super::Output;
+use super::out::{out, outln};
 use cloonix::graph::{self, Graph};
 use cloonix::model::to_yaml;
 use cloonix::plan::{self, render_text};
 use std::path::Path;
 
 pub fn run(file: &Path, verbose: bool, output: Output) -> i32 {
-    let Some(loaded) = super::load(file) else {
+    let Some(loaded) = super::load(file, output) else {
         return 1;
     };
     let Some(desired) = super::desired(&loaded) else {
@@ -29,17 +30,17 @@ pub fn run(file: &Path, verbose: bool, output: Output) -> i32 {
             "steps": plan.steps,
             "waves": plan.waves,
         });
-        println!("{}", serde_json::to_string_pretty(&report).expect("json"));
+        outln!("{}", serde_json::to_string_pretty(&report).expect("json"));
     } else {
-        print!("{text_diff}");
+        out!("{text_diff}");
         if !text_diff.is_empty() {
-            println!();
+            outln!();
         }
-        print!("{}", render_text(&plan, &path, verbose));
+        out!("{}", render_text(&plan, &path, verbose));
         if !loaded.host_items.is_empty() {
-            println!("\nNeeds --allow-host:");
+            outln!("\nNeeds --allow-host:");
             for h in &loaded.host_items {
-                println!("  {path}:{}:{}: {}", h.pos.line, h.pos.col, h.what);
+                outln!("  {path}:{}:{}: {}", h.pos.line, h.pos.col, h.what);
             }
         }
     }

@@ -2,6 +2,7 @@
 //! the endpoint's kind; its own exit code, 125 for cloonix's own errors, 126 not
 //! executable, 127 not found.
 
+use super::out::errln;
 use cloonix::graph::Item;
 use cloonix::host::{Lab, intent};
 use cloonix::kinds::{self, ExecRequest};
@@ -17,11 +18,11 @@ pub fn run(lab: &str, node: &str, argv: &[String], tty: bool) -> i32 {
     match ran {
         Some(Ok(code)) => code,
         Some(Err(e)) => {
-            eprintln!("cloonix: {e}");
+            errln!("cloonix: {e}");
             125
         }
         None => {
-            eprintln!(
+            errln!(
                 "cloonix: no endpoint {node} in lab {} runs commands",
                 lab.name
             );

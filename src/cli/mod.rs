@@ -3,24 +3,34 @@
 mod apply;
 mod destroy;
 mod diff;
+mod docs;
 mod exec;
+mod out;
 mod progress;
 mod status;
 mod validate;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use out::{err, errln, outln};
 use std::path::PathBuf;
 
 #[derive(Parser)]
 #[command(
     name = "cloonix",
     version,
-    about = "Network labs from a YAML file, changed live"
+    about = "Network labs from a YAML file, changed live",
+    after_long_help = EXIT_STATUS
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
+
+/// What `--help` and the manual page say of exit codes (spec §2).
+const EXIT_STATUS: &str = "\
+Exit status: 0 done; 1 any failure, and any usage error. diff: 0 no changes, 2 changes \
+pending, 1 error. exec and shell: the command's own code; 125 cloonix's own error, 126 not \
+executable, 127 not found.";
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
@@ -32,6 +42,7 @@ pub enum Output {
 enum Command {
     /// Check a topology file without touching anything.
     Validate {
+        /// The topology file; `-` reads standard input.
         file: PathBuf,
         #[arg(short, long, value_enum, default_value = "text")]
         output: Output,
@@ -40,6 +51,8 @@ enum Command {
     Schema,
     /// Make the lab match FILE: observe, plan, apply, verify (exit 0 done, 1 any failure).
     Apply {
+        /// The topology file; `-` reads standard input (relative paths in it are then
+        /// relative to the current directory).
         file: PathBuf,
         /// Only show what would change (= diff).
         #[arg(long)]
@@ -74,8 +87,19 @@ enum Command {
     },
     /// Open a shell on an endpoint.
     Shell { lab: String, node: String },
+    /// Print a shell completion script, e.g. `cloonix completions bash >
+    /// /usr/share/bash-completion/completions/cloonix`.
+    Completions { shell: clap_complete::Shell },
+    /// Print the manual page cloonix(1) as roff, or with --dir write it and one page per
+    /// command there (for packagers: `cloonix man --dir /usr/share/man/man1`).
+    Man {
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Show what `apply` would do, touching nothing (exit 0: no changes, 2: changes, 1: error).
     Diff {
+        /// The topology file; `-` reads standard input (relative paths in it are then
+        /// relative to the current directory).
         file: PathBuf,
         /// Show the low-level steps under each item.
         #[arg(short, long)]
@@ -86,12 +110,37 @@ enum Command {
 }
 
 pub fn run() -> i32 {
-    let cli = Cli::parse();
-    match cli.command {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage(&e),
+    };
+    let code = command(cli.command);
+    // A report that could not be written (other than to a reader that left) is a failure.
+    if out::finish() { 1 } else { code }
+}
+
+/// Prints clap's help, version or usage error, and says how to exit. clap's own exit code
+/// for a usage error is 2, which `diff` uses for "changes pending": the spec gives usage
+/// errors 1, and 125 under `exec` and `shell`, whose other codes are the command's own.
+fn usage(e: &clap::Error) -> i32 {
+    // Help and version go to stdout, which may be closed (`--help | head`); never mind.
+    let _ = e.print();
+    if !e.use_stderr() {
+        return 0;
+    }
+    let subcommand = std::env::args_os().nth(1);
+    match subcommand.as_ref().and_then(|s| s.to_str()) {
+        Some("exec" | "shell") => 125,
+        _ => 1,
+    }
+}
+
+fn command(command: Command) -> i32 {
+    match command {
         Command::Validate { file, output } => validate::run(&file, output),
         Command::Schema => {
             let schema = cloonix::model::schema();
-            println!("{}", serde_json::to_string_pretty(&schema).expect("json"));
+            outln!("{}", serde_json::to_string_pretty(&schema).expect("json"));
             0
         }
         Command::Diff {
@@ -122,32 +171,52 @@ pub fn run() -> i32 {
             let tty = std::io::IsTerminal::is_terminal(&std::io::stdin());
             exec::run(&lab, &node, &["/bin/sh".into()], tty)
         }
+        Command::Completions { shell } => docs::completions(shell),
+        Command::Man { dir } => docs::man(dir.as_deref()),
     }
 }
 
 /// The lab's lock, saying so when another apply or destroy makes it wait; `None` (after
 /// printing why) when it cannot be had.
 pub fn lock(lab: &str) -> Option<cloonix::apply::LabLock> {
-    let waiting = || eprintln!("waiting for another apply or destroy of lab {lab}");
+    let waiting = || errln!("waiting for another apply or destroy of lab {lab}");
     cloonix::apply::LabLock::take(lab, waiting)
-        .map_err(|e| eprintln!("cloonix: {e}"))
+        .map_err(|e| errln!("cloonix: {e}"))
         .ok()
 }
 
 /// The desired graph of a loaded file; `None` (after printing why) when it has none.
 pub fn desired(loaded: &cloonix::model::Loaded) -> Option<cloonix::graph::Graph> {
     cloonix::graph::desired(&loaded.topology)
-        .map_err(|e| eprintln!("cloonix: {e}"))
+        .map_err(|e| errln!("cloonix: {e}"))
         .ok()
 }
 
-/// Loads a file, printing its errors the way the spec wants them; `None` when invalid.
-pub fn load(file: &std::path::Path) -> Option<cloonix::model::Loaded> {
+/// Loads a file, printing its errors the way the spec wants them (and, with `-o json`, as
+/// a report on stdout too); `None` when invalid.
+pub fn load(file: &std::path::Path, output: Output) -> Option<cloonix::model::Loaded> {
     match cloonix::model::load(file) {
         Ok(loaded) => Some(loaded),
         Err(e) => {
-            eprint!("{}", e.render());
+            err!("{}", e.render());
+            if output == Output::Json {
+                let mut report = load_failure(&e);
+                report["ok"] = false.into();
+                outln!("{}", serde_json::to_string_pretty(&report).expect("json"));
+            }
             None
         }
     }
+}
+
+/// A file that failed to load, as `validate -o json` reports it: each error with its line,
+/// column, message and hint; an error of the whole file (unreadable, too large) at line 0.
+pub fn load_failure(e: &cloonix::model::LoadError) -> serde_json::Value {
+    let errors = match e {
+        cloonix::model::LoadError::Invalid { diagnostics, .. } => serde_json::json!(diagnostics.0),
+        other => {
+            serde_json::json!([{"line": 0, "col": 0, "message": other.to_string(), "hint": ""}])
+        }
+    };
+    serde_json::json!({"file": e.path(), "valid": false, "errors": errors})
 }

@@ -1,6 +1,7 @@
 //! Progress on stderr: a bar on a terminal, one plain line per step elsewhere (CI logs).
 //! Failures are always printed as lines, so they stay on screen.
 
+use super::out::errln;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 
@@ -34,7 +35,7 @@ impl Progress {
                 bar.inc(1);
                 bar.println(format!("  {line}"));
             }
-            Progress::Lines => eprintln!("  {line}"),
+            Progress::Lines => errln!("  {line}"),
         }
     }
 

@@ -2,10 +2,11 @@
 //! health and run results, and what its last apply asked for that it lacks; `-o yaml` is a
 //! topology file that reproduces the lab. Exit 0 when the lab is up, 1 otherwise.
 
+use super::out::{errln, out, outln};
 use cloonix::apply;
 use cloonix::graph;
 use cloonix::host::{Lab, intent};
-use cloonix::model::{MODELINE, to_yaml};
+use cloonix::model::to_yaml;
 use cloonix::observe::observe_lab;
 use cloonix::plan;
 use cloonix::status::{Health, LabStatus, LastApply};
@@ -21,15 +22,15 @@ pub fn run(lab: Option<&str>, format: Format) -> i32 {
     let Some(name) = lab else {
         let labs = apply::labs();
         match format {
-            Format::Json => println!("{}", serde_json::json!({"labs": labs})),
-            _ => labs.iter().for_each(|l| println!("{l}")),
+            Format::Json => outln!("{}", serde_json::json!({"labs": labs})),
+            _ => labs.iter().for_each(|l| outln!("{l}")),
         }
         return 0;
     };
     let lab = Lab::new(name);
     let observed = observe_lab(&lab);
     if !observed.exists() {
-        eprintln!("cloonix: no lab {name}");
+        errln!("cloonix: no lab {name}");
         return 1;
     }
     let mut status = observed.status();
@@ -44,13 +45,13 @@ pub fn run(lab: Option<&str>, format: Format) -> i32 {
     }
     let topology = graph::to_topology(&observed.graph);
     match format {
-        Format::Yaml => print!("{MODELINE}\n{}", to_yaml(&topology)),
+        Format::Yaml => out!("{}", to_yaml(&topology)),
         Format::Json => {
             let mut value = serde_json::to_value(&status).expect("json");
             value["topology"] = serde_json::to_value(&topology).expect("json");
-            println!("{}", serde_json::to_string_pretty(&value).expect("json"));
+            outln!("{}", serde_json::to_string_pretty(&value).expect("json"));
         }
-        Format::Table => print!("{}", table(&status)),
+        Format::Table => out!("{}", table(&status)),
     }
     i32::from(status.state != Health::Up)
 }

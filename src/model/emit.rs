@@ -5,9 +5,6 @@
 use super::Topology;
 use serde_json::Value;
 
-pub const MODELINE: &str =
-    "# yaml-language-server: $schema=https://cloonix.dev/schema/cloonix.schema.json";
-
 pub fn to_yaml(t: &Topology) -> String {
     let value = serde_json::to_value(t).expect("the model serializes");
     let mut out = String::new();

@@ -8,8 +8,8 @@ mod emit;
 mod load;
 pub mod units;
 
-pub use emit::{MODELINE, to_yaml};
-pub use load::{HostItem, LoadError, Loaded, is_name, load, load_str};
+pub use emit::to_yaml;
+pub use load::{HostItem, LoadError, Loaded, MAX_FILE_BYTES, STDIN, is_name, load, load_str};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -498,11 +498,9 @@ pub fn schema() -> serde_json::Value {
     let generator = schemars::generate::SchemaSettings::draft2020_12()
         .for_deserialize()
         .into_generator();
+    // No `$id`: an identifier that looks like an address should serve the schema, and no
+    // site does. Files point at the schema by path (see the shipped topologies).
     let mut schema = generator.into_root_schema_for::<Topology>();
-    schema.insert(
-        "$id".into(),
-        "https://cloonix.dev/schema/cloonix.schema.json".into(),
-    );
     schema.insert("title".into(), "cloonix topology".into());
     schema.to_value()
 }

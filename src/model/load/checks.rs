@@ -31,7 +31,9 @@ impl Cx {
                     None
                 }
                 None => {
-                    let hint = did_you_mean(&name, self.endpoints.keys().map(String::as_str))
+                    let hint = (!self.full())
+                        .then(|| did_you_mean(&name, self.endpoints.keys().map(String::as_str)))
+                        .flatten()
                         .map(|e| format!("did you mean `{e}`?"))
                         .unwrap_or_else(|| "name an endpoint of this file".into());
                     self.err(n.pos, format!("undefined endpoint `{name}`"), hint);

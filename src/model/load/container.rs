@@ -1,7 +1,7 @@
 //! The fields of a container and the parts endpoints share: interfaces, files, commands,
 //! environment and sysctls.
 
-use super::super::units::{Cidr, Duration, Mac};
+use super::super::units::{Duration, Mac};
 use super::super::*;
 use super::present_or_empty;
 use super::reader::{Cx, Fields, is_eth_name};
@@ -70,13 +70,13 @@ impl Cx {
         if image.contains('/') || image.starts_with('.') {
             return self.host_path(node, "image directory", true);
         }
-        let hint = match did_you_mean(
-            &image,
-            self.images
-                .iter()
-                .map(String::as_str)
-                .chain([BUILTIN_IMAGE]),
-        ) {
+        let suggestion = (!self.full())
+            .then(|| {
+                let names = self.images.iter().map(String::as_str);
+                did_you_mean(&image, names.chain([BUILTIN_IMAGE]))
+            })
+            .flatten();
+        let hint = match suggestion {
             Some(i) => format!("did you mean `{i}`?"),
             None => "use `busybox`, a name from `images:`, or a directory path such as `./rootfs`"
                 .into(),
@@ -147,7 +147,7 @@ impl Cx {
         };
         let lan = lan.and_then(|n| self.lan_ref(n));
         let ip = match ip {
-            Some(n) => self.cidrs(n),
+            Some(n) => self.cidrs(n, lan.as_deref()),
             None => Some(Vec::new()),
         };
         let mac = match mac {
@@ -188,18 +188,6 @@ impl Cx {
             },
             model: model?,
         })
-    }
-
-    pub(super) fn cidrs(&mut self, node: &Node) -> Option<Vec<Cidr>> {
-        let nodes: Vec<&Node> = match &node.value {
-            Value::Seq(items) => items.iter().collect(),
-            _ => vec![node],
-        };
-        let parsed: Vec<Option<Cidr>> = nodes
-            .iter()
-            .map(|n| self.parse::<Cidr>(n, "address"))
-            .collect();
-        parsed.into_iter().collect()
     }
 
     pub(super) fn files(&mut self, node: &Node) -> Option<BTreeMap<String, File>> {

@@ -181,7 +181,7 @@ impl Cx {
             None => None,
         };
         let ip = match ip {
-            Some(n) => self.cidrs(n),
+            Some(n) => self.cidrs(n, lan.as_deref()),
             None => Some(Vec::new()),
         };
         Some(Tap {

@@ -2,17 +2,20 @@
 //! section lists and collecting every error instead of stopping at the first one.
 //! Which items touch the host (and need `--allow-host`) is decided here too.
 
+mod addresses;
 mod checks;
 mod container;
 mod endpoints;
+mod input;
 mod reader;
 
 use super::*;
 use crate::diag::{Diagnostics, Pos};
 use crate::yaml::{self, Key, Node, Value};
+pub use input::{MAX_FILE_BYTES, STDIN};
 use reader::{Cx, RESERVED_LANS};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 /// A loaded, valid file.
@@ -53,6 +56,10 @@ pub enum LoadError {
         path: String,
         source: std::io::Error,
     },
+    #[error("{path} is {what}, not a topology file")]
+    NotAFile { path: String, what: &'static str },
+    #[error("{path} is larger than {} MiB, the most a topology file may hold", limit >> 20)]
+    TooLarge { path: String, limit: u64 },
     #[error("{} error(s) in {path}", diagnostics.0.len())]
     Invalid {
         path: String,
@@ -62,7 +69,8 @@ pub enum LoadError {
 }
 
 impl LoadError {
-    /// The errors as the spec shows them: `PATH:LINE:COLUMN: error: MESSAGE`, line, hint.
+    /// The errors as the spec shows them: `PATH:LINE:COLUMN: error: MESSAGE`, line, hint;
+    /// an error of the whole file as `PATH: error: MESSAGE`.
     pub fn render(&self) -> String {
         match self {
             LoadError::Invalid {
@@ -70,31 +78,32 @@ impl LoadError {
                 source_text,
                 diagnostics,
             } => diagnostics.render(path, source_text),
-            other => format!("{path}: error: {other}\n", path = other.path()),
+            LoadError::Read { path, source } => format!("{path}: error: cannot read: {source}\n"),
+            LoadError::NotAFile { path, what } => {
+                format!("{path}: error: this is {what}, not a topology file\n")
+            }
+            LoadError::TooLarge { path, limit } => format!(
+                "{path}: error: larger than {} MiB, the most a topology file may hold\n",
+                limit >> 20
+            ),
         }
     }
 
     pub fn path(&self) -> &str {
         match self {
-            LoadError::Read { path, .. } | LoadError::Invalid { path, .. } => path,
+            LoadError::Read { path, .. }
+            | LoadError::NotAFile { path, .. }
+            | LoadError::TooLarge { path, .. }
+            | LoadError::Invalid { path, .. } => path,
         }
     }
 }
 
-/// Loads and validates a topology file; relative paths in it are relative to its directory.
+/// Loads and validates a topology file, or standard input for `-`. Relative paths in it are
+/// relative to its directory (standard input's: the current directory).
 pub fn load(path: &Path) -> Result<Loaded, LoadError> {
-    let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
-        path: shown.clone(),
-        source,
-    })?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    load_str(&text, dir).map_err(|diagnostics| LoadError::Invalid {
+    let input::Text { shown, text, dir } = input::read(path)?;
+    load_str(&text, &dir).map_err(|diagnostics| LoadError::Invalid {
         path: shown,
         source_text: text,
         diagnostics,
@@ -107,14 +116,16 @@ pub fn load_str(text: &str, dir: &Path) -> Result<Loaded, Diagnostics> {
     let mut cx = Cx {
         diags: Vec::new(),
         dir: dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()),
-        lans: BTreeSet::new(),
+        lans: BTreeMap::new(),
+        addresses: HashMap::new(),
         endpoints: BTreeMap::new(),
         images: BTreeSet::new(),
         macs: BTreeMap::new(),
         host: Vec::new(),
         positions: BTreeMap::new(),
+        omitted: 0,
     };
-    let topology = match &root {
+    let topology = match root {
         Some(root) => cx.topology(root),
         None if diags.is_empty() => {
             cx.err(
@@ -127,65 +138,69 @@ pub fn load_str(text: &str, dir: &Path) -> Result<Loaded, Diagnostics> {
         None => None,
     };
     diags.append(&mut cx.diags);
-    diags.sort_by_key(|d| d.pos);
     match topology {
-        Some(topology) if diags.is_empty() => Ok(Loaded {
+        Some(topology) if diags.is_empty() && cx.omitted == 0 => Ok(Loaded {
             topology,
             host_items: cx.host,
             positions: cx.positions,
         }),
-        _ => Err(Diagnostics(diags)),
+        _ => Err(Diagnostics::bounded(diags, cx.omitted)),
     }
 }
 
 pub use reader::is_name;
 
 impl Cx {
-    fn topology(&mut self, root: &Node) -> Option<Topology> {
-        let mut f = self.fields(root, "the topology")?;
+    fn topology(&mut self, mut root: Node) -> Option<Topology> {
+        let endpoint_items = take_endpoints(&mut root);
+        let mut f = self.fields(&root, "the topology")?;
         let name = f.req(self, "name", "start the file with `name: mylab`");
         let lans = f.opt("lans");
         let images = f.opt("images");
-        let endpoints_node_opt = f.opt("endpoints");
+        let endpoints_node = f.opt("endpoints");
         let checks = f.opt("checks");
         f.finish(self, "the topology");
         let name = name.and_then(|n| self.name(n, "lab name"));
 
+        // `self.lans` and `self.images` get every declared name, valid or not: a reference
+        // to a declaration that was refused is not an error of its own.
         let lans = lans.map(|n| self.lans(n)).unwrap_or_default();
-        self.lans = lans.keys().cloned().collect();
         let images = images.map(|n| self.images(n)).unwrap_or_default();
-        self.images = images.keys().cloned().collect();
 
         // Endpoints are named before they are read so that checks can refer to them.
         let mut endpoints = BTreeMap::new();
-        if let Some(node) = endpoints_node(self, endpoints_node_opt) {
-            for (key, value) in node {
+        let endpoint_items = endpoint_items.unwrap_or_else(|| {
+            // Absent, empty, or not a mapping: `fields` reports the last.
+            if let Some(node) = endpoints_node {
+                self.fields(node, "endpoints");
+            }
+            Vec::new()
+        });
+        // Only checks refer to endpoints by name; without checks, a large file is spared
+        // a second copy of every name.
+        if checks.is_some() {
+            for (key, value) in &endpoint_items {
                 let kind = kind_of(value);
                 self.endpoints.insert(key.name.clone(), kind);
-                self.positions.insert(key.name.clone(), key.pos);
-                if let Value::Map(fields) = &value.value {
-                    for (field, node) in fields {
-                        let at = format!("{}.{}", key.name, field.name);
-                        self.positions.insert(at, node.pos);
-                    }
-                }
             }
-            for (key, value) in node {
-                let ok = self.key_name(key, "endpoint name");
-                let before = self.diags.len();
-                match self.endpoint(&key.name, value) {
-                    Some(ep) if ok => {
-                        endpoints.insert(key.name.clone(), ep);
-                    }
-                    // Never drop an endpoint silently: that would be a lab without it.
-                    None if self.diags.len() == before => self.err(
-                        key.pos,
-                        format!("internal error: endpoint `{}` could not be read", key.name),
-                        "please report this file",
-                    ),
-                    _ => {}
+        }
+        for (key, value) in endpoint_items {
+            self.remember_positions(&key, &value);
+            let ok = self.key_name(&key, "endpoint name");
+            let before = self.diags.len();
+            match self.endpoint(&key.name, &value) {
+                Some(ep) if ok => {
+                    endpoints.insert(key.name, ep);
                 }
+                // Never drop an endpoint silently: that would be a lab without it.
+                None if self.diags.len() == before => self.err(
+                    key.pos,
+                    format!("internal error: endpoint `{}` could not be read", key.name),
+                    "please report this file",
+                ),
+                _ => {}
             }
+            // `value` goes here: a large file's tree shrinks as its endpoints are read.
         }
         let checks = checks
             .map(|n| {
@@ -202,11 +217,32 @@ impl Cx {
         })
     }
 
+    /// Keeps where an endpoint's fields are written, for what the host refuses once the
+    /// file is loaded (a tap's name taken, a kind without a driver, an image not built).
+    /// Only for endpoints such refusals can concern, so that a large file of plain
+    /// containers is not held twice: every field of other kinds, a container's `image`.
+    fn remember_positions(&mut self, key: &Key, value: &Node) {
+        let Value::Map(fields) = &value.value else {
+            return;
+        };
+        let container = kind_of(value) == "cnt";
+        for (field, node) in fields {
+            if !container || field.name == "image" {
+                self.positions
+                    .insert(format!("{}.{}", key.name, field.name), node.pos);
+                self.positions.insert(key.name.clone(), key.pos);
+            }
+        }
+    }
+
     fn lans(&mut self, node: &Node) -> BTreeMap<String, Lan> {
         let mut lans = BTreeMap::new();
         match &node.value {
             Value::Seq(items) => {
                 for item in items {
+                    if let Value::Scalar(declared, _) = &item.value {
+                        self.declare_lan(declared);
+                    }
                     let Some(name) = self.name(item, "lan name") else {
                         continue;
                     };
@@ -225,6 +261,7 @@ impl Cx {
                     return lans;
                 };
                 for (key, value) in f.items {
+                    self.declare_lan(&key.name);
                     let ok = self.key_name(key, "lan name");
                     self.reserved_lan(&key.name, key.pos);
                     if let Some(lan) = self.lan(value)
@@ -236,6 +273,11 @@ impl Cx {
             }
         }
         lans
+    }
+
+    fn declare_lan(&mut self, name: &str) {
+        let id = self.lans.len();
+        self.lans.entry(name.to_string()).or_insert(id);
     }
 
     fn reserved_lan(&mut self, name: &str, pos: Pos) {
@@ -269,6 +311,7 @@ impl Cx {
             return images;
         };
         for (key, value) in f.items {
+            self.images.insert(key.name.clone());
             let ok = self.key_name(key, "image name");
             if key.name == BUILTIN_IMAGE {
                 self.err(
@@ -346,9 +389,22 @@ fn kind_of(node: &Node) -> &'static str {
     "unknown"
 }
 
-fn endpoints_node<'n>(cx: &mut Cx, node: Option<&'n Node>) -> Option<&'n [(Key, Node)]> {
-    let f = cx.fields(node?, "endpoints")?;
-    Some(f.items)
+/// Moves the `endpoints:` mapping out of the root, leaving it empty there, so that each
+/// endpoint's part of the tree can be freed once it is read: in a large file that part is
+/// nearly all of it, and the tree and the model need not both be whole at once.
+fn take_endpoints(root: &mut Node) -> Option<Vec<(Key, Node)>> {
+    let Value::Map(items) = &mut root.value else {
+        return None;
+    };
+    match &mut items
+        .iter_mut()
+        .find(|(k, _)| k.name == "endpoints")?
+        .1
+        .value
+    {
+        Value::Map(endpoints) => Some(std::mem::take(endpoints)),
+        _ => None,
+    }
 }
 
 /// A field that is absent is empty; one that is present is what its reader made of it

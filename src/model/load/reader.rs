@@ -3,9 +3,10 @@
 
 use super::super::units::Mac;
 use super::HostItem;
-use crate::diag::{Diagnostic, Pos, did_you_mean};
+use crate::diag::{Diagnostic, MAX_ERRORS, Pos, did_you_mean};
 use crate::yaml::{Key, Node, Value};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -40,15 +41,31 @@ pub(super) fn is_ifname(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
+/// Names for a hint: all of them when there are a few, else the first few and how many more.
+pub(super) fn few<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> String {
+    const SHOWN: usize = 8;
+    let n = names.len();
+    let mut text = names.take(SHOWN).collect::<Vec<_>>().join(", ");
+    if n > SHOWN {
+        text.push_str(&format!(" and {} more", n - SHOWN));
+    }
+    text
+}
+
 pub(super) struct Cx {
     pub(super) diags: Vec<Diagnostic>,
     pub(super) dir: PathBuf,
-    pub(super) lans: BTreeSet<String>,
+    /// Every lan the file declares, valid or not, and a number for each.
+    pub(super) lans: BTreeMap<String, usize>,
+    /// Where each address on a lan (by its number) was first given.
+    pub(super) addresses: HashMap<(usize, IpAddr), Pos>,
     pub(super) endpoints: BTreeMap<String, &'static str>,
     pub(super) images: BTreeSet<String>,
     pub(super) macs: BTreeMap<Mac, Pos>,
     pub(super) host: Vec<HostItem>,
     pub(super) positions: BTreeMap<String, Pos>,
+    /// Errors found past [`MAX_ERRORS`], counted but not kept.
+    pub(super) omitted: usize,
 }
 
 /// The keys of one mapping, taken one by one; what is left over is unknown.
@@ -95,7 +112,16 @@ impl<'n> Fields<'n> {
 }
 impl Cx {
     pub(super) fn err(&mut self, pos: Pos, message: impl Into<String>, hint: impl Into<String>) {
-        self.diags.push(Diagnostic::new(pos, message, hint));
+        if self.full() {
+            self.omitted += 1;
+        } else {
+            self.diags.push(Diagnostic::new(pos, message, hint));
+        }
+    }
+
+    /// Whether errors are only counted now: a hint that costs a search is not worth making.
+    pub(super) fn full(&self) -> bool {
+        self.diags.len() >= MAX_ERRORS
     }
 
     pub(super) fn host_item(&mut self, pos: Pos, what: String) {
@@ -225,15 +251,18 @@ impl Cx {
 
     pub(super) fn lan_ref(&mut self, node: &Node) -> Option<String> {
         let lan = self.string(node, "lan")?;
-        if self.lans.contains(&lan) {
+        if self.lans.contains_key(&lan) {
             return Some(lan);
         }
-        let hint = match did_you_mean(&lan, self.lans.iter().map(String::as_str)) {
+        let suggestion = (!self.full())
+            .then(|| did_you_mean(&lan, self.lans.keys().map(String::as_str)))
+            .flatten();
+        let hint = match suggestion {
             Some(l) => format!("did you mean `{l}`?"),
             None if self.lans.is_empty() => format!("declare it: `lans: [{lan}]`"),
             None => format!(
                 "the lans are: {}; or add `{lan}` to `lans:`",
-                self.lans.iter().cloned().collect::<Vec<_>>().join(", ")
+                few(self.lans.keys().map(String::as_str))
             ),
         };
         self.err(node.pos, format!("undefined lan `{lan}`"), hint);
