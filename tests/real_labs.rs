@@ -229,7 +229,7 @@ fn bad_input_and_host_items_touch_nothing() {
     );
 
     // An image directory outside the topology's directory: refused, then run with the flag.
-    let outside = cloonix::host::image::busybox()
+    let outside = cloonix::host::image::busybox(&|_| {})
         .unwrap()
         .display()
         .to_string();

@@ -5,7 +5,7 @@
 
 use super::{Failure, Report, execute};
 use crate::graph::{Graph, Kind};
-use crate::host::{Lab, RUN_ROOT, STATE_ROOT, io, netns};
+use crate::host::{Lab, io, netns};
 use crate::observe::observe_lab;
 
 /// Removes a lab and everything it made; `None` when there was nothing of it on this host.
@@ -48,18 +48,4 @@ fn exists(lab: &Lab) -> bool {
         || netns::list(&prefix)
             .iter()
             .any(|n| *n == prefix || n.starts_with(&format!("{prefix}_")))
-}
-
-/// The names of the labs that exist on this host.
-pub fn labs() -> Vec<String> {
-    let mut out: Vec<String> = [RUN_ROOT, STATE_ROOT]
-        .iter()
-        .filter_map(|root| std::fs::read_dir(root).ok())
-        .flatten()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|l| crate::model::is_name(l))
-        .collect();
-    out.sort();
-    out.dedup();
-    out
 }

@@ -4,9 +4,11 @@
 //! on the lab's lock. It reaches the host only through the resource kinds.
 
 mod destroy;
+mod labs;
 mod lock;
 
-pub use destroy::{destroy, labs};
+pub use destroy::destroy;
+pub use labs::{image_users, labs};
 pub use lock::LabLock;
 
 use crate::graph::{Graph, ResourceId};
@@ -150,6 +152,7 @@ impl Executor<'_> {
             lab: self.lab,
             id: &step.id,
             checkpoint: &checkpoint,
+            progress: self.progress,
         };
         let receipt = || self.receipts.get(&step.id).cloned().unwrap_or_default();
         let result = match (step.op, &step.before) {

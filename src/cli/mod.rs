@@ -5,6 +5,7 @@ mod destroy;
 mod diff;
 mod docs;
 mod exec;
+mod images;
 mod out;
 mod progress;
 mod status;
@@ -49,6 +50,13 @@ enum Command {
     },
     /// Print the JSON Schema of topology files.
     Schema,
+    /// List the cached images (root filesystems, kernels), or prune those no lab uses.
+    Images {
+        #[command(subcommand)]
+        action: Option<images::Action>,
+        #[arg(short, long, value_enum, default_value = "text")]
+        output: Output,
+    },
     /// Make the lab match FILE: observe, plan, apply, verify (exit 0 done, 1 any failure).
     Apply {
         /// The topology file; `-` reads standard input (relative paths in it are then
@@ -138,6 +146,7 @@ fn usage(e: &clap::Error) -> i32 {
 fn command(command: Command) -> i32 {
     match command {
         Command::Validate { file, output } => validate::run(&file, output),
+        Command::Images { action, output } => images::run(action, output),
         Command::Schema => {
             let schema = cloonix::model::schema();
             outln!("{}", serde_json::to_string_pretty(&schema).expect("json"));

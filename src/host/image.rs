@@ -1,40 +1,74 @@
 //! Root filesystems containers start from. The built-in `busybox` image is made once from
-//! Debian's busybox-static and shared read-only (each container gets its own overlay).
+//! Debian's busybox-static, in the image cache, and shared read-only (each container gets
+//! its own overlay).
 
-use super::{HostError, IMAGE_ROOT, Result, io};
+use super::{HostError, Result, cache, io};
+use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const BUSYBOX: &str = "/bin/busybox";
 
-/// The built-in image's directory, built on first use.
-pub fn busybox() -> Result<PathBuf> {
-    let dir = Path::new(IMAGE_ROOT).join("busybox");
-    if dir.join(".complete").exists() {
-        return Ok(dir);
-    }
-    // Parallel steps of one apply build it once; other processes race to the rename below.
-    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
-    if dir.join(".complete").exists() {
-        return Ok(dir);
-    }
-    if !Path::new(BUSYBOX).exists() {
-        return Err(HostError::Missing {
-            program: "busybox".into(),
-            package: "busybox-static",
-        });
-    }
-    // Built beside its final place and renamed in, so a half-built image is never used.
-    let tmp = Path::new(IMAGE_ROOT).join(format!(".busybox-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
+/// Bumped when the built-in image's layout changes, so that cached ones are rebuilt.
+const LAYOUT: u32 = 2;
+
+/// What `udhcpc` runs on a lease: address, default route and resolver from it. Busybox
+/// ships none, and a container on a nat's lan is expected to `udhcpc` and be online.
+const UDHCPC_SCRIPT: &str = r#"#!/bin/sh
+case "$1" in
+deconfig) ip -4 addr flush dev "$interface"; ip link set "$interface" up ;;
+bound|renew)
+    ip -4 addr flush dev "$interface"
+    ip addr add "$ip/${mask:-24}" dev "$interface"
+    if [ -n "$router" ]; then
+        while ip route del default dev "$interface" 2>/dev/null; do :; done
+        for r in $router; do ip route add default via "$r" dev "$interface"; break; done
+    fi
+    : > /etc/resolv.conf
+    for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done
+    ;;
+esac
+exit 0
+"#;
+
+/// The built-in image's root filesystem, built on first use.
+pub fn busybox(progress: &dyn Fn(&str)) -> Result<PathBuf> {
+    let binary = std::fs::read(BUSYBOX).map_err(|_| HostError::Missing {
+        program: "busybox".into(),
+        package: "busybox-static",
+    })?;
+    let hash: String = Sha256::digest(&binary)
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let source = serde_json::json!({"busybox": hash, "layout": LAYOUT});
+    let dir = cache::get_or_build("busybox", source, progress, |dir| {
+        build(&dir.join("rootfs"))
+    })?;
+    Ok(dir.join("rootfs"))
+}
+
+fn build(root: &Path) -> Result<()> {
     for d in [
-        "bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "root", "run",
-        "var/run", "www",
+        "bin",
+        "sbin",
+        "usr/bin",
+        "usr/sbin",
+        "usr/share/udhcpc",
+        "etc",
+        "proc",
+        "sys",
+        "dev",
+        "tmp",
+        "root",
+        "run",
+        "var/run",
+        "www",
     ] {
-        std::fs::create_dir_all(tmp.join(d)).map_err(io("build the busybox image"))?;
+        std::fs::create_dir_all(root.join(d)).map_err(io("build the busybox image"))?;
     }
-    std::fs::copy(BUSYBOX, tmp.join("bin/busybox")).map_err(io("copy busybox"))?;
+    std::fs::copy(BUSYBOX, root.join("bin/busybox")).map_err(io("copy busybox"))?;
     let list = super::run(
         Command::new(BUSYBOX).arg("--list-full"),
         "list busybox applets",
@@ -43,22 +77,18 @@ pub fn busybox() -> Result<PathBuf> {
         .lines()
         .filter(|a| !a.is_empty() && *a != "bin/busybox")
     {
-        let link = tmp.join(applet);
+        let link = root.join(applet);
         let depth = applet.matches('/').count();
         let target = format!("{}bin/busybox", "../".repeat(depth));
         let _ = std::os::unix::fs::symlink(target, link);
     }
-    std::fs::write(tmp.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")
-        .map_err(io("write /etc/passwd"))?;
-    std::fs::write(tmp.join("etc/group"), "root:x:0:\n").map_err(io("write /etc/group"))?;
-    std::fs::write(tmp.join(".complete"), "").map_err(io("finish the busybox image"))?;
-    match std::fs::rename(&tmp, &dir) {
-        Ok(()) => Ok(dir),
-        // Another apply built it at the same time: use theirs.
-        Err(_) if dir.join(".complete").exists() => {
-            let _ = std::fs::remove_dir_all(&tmp);
-            Ok(dir)
-        }
-        Err(e) => Err(io("install the busybox image")(e)),
-    }
+    let write = |path: &str, text: &str, mode: u32| -> Result<()> {
+        let p = root.join(path);
+        std::fs::write(&p, text).map_err(io(format!("write {path}")))?;
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .map_err(io(format!("write {path}")))
+    };
+    write("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n", 0o644)?;
+    write("etc/group", "root:x:0:\n", 0o644)?;
+    write("usr/share/udhcpc/default.script", UDHCPC_SCRIPT, 0o755)
 }

@@ -3,6 +3,7 @@
 //! cloonix records. Nothing here knows of YAML or plans; the resource kinds
 //! (`crate::kinds`) call in with what they need.
 
+pub mod cache;
 pub mod crun;
 pub mod image;
 pub mod intent;

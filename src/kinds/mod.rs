@@ -60,6 +60,8 @@ pub struct StepCx<'a> {
     /// Records the resource with this receipt now, before the step is over: for what must
     /// be known even if cloonix is killed before the step ends.
     pub checkpoint: &'a (dyn Fn(serde_json::Value) -> Result<()> + Sync),
+    /// Tells the user of something long under way (an image build).
+    pub progress: &'a (dyn Fn(&str) + Sync),
 }
 
 impl StepCx<'_> {

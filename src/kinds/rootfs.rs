@@ -5,7 +5,16 @@ use super::{Facts, HostView, Needs, Refusal, Seen, StepCx};
 use crate::graph::{ImageRef, Resource, ResourceId, Rootfs};
 use crate::host::rootfs::{self, Paths};
 use crate::host::{HostError, Lab, Result, image};
-use std::path::PathBuf;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The cache id of an image directory (`<cache>/<id>/rootfs`), if it is in the cache.
+fn cache_id(dir: &Path) -> Option<String> {
+    let entry = dir.parent()?;
+    (entry.parent()? == Path::new(crate::host::IMAGE_ROOT))
+        .then(|| entry.file_name()?.to_str().map(String::from))
+        .flatten()
+}
 
 pub struct Driver;
 
@@ -15,9 +24,17 @@ pub fn paths(lab: &Lab, endpoint: &str) -> Paths {
     }
 }
 
-fn image_dir(image: &ImageRef) -> Result<PathBuf> {
+/// The image a root filesystem was made from, for `cloonix images` to tell which labs use
+/// which cached image.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Receipt {
+    /// The id of its image in the cache; None for a directory of the user's.
+    pub image: Option<String>,
+}
+
+fn image_dir(image: &ImageRef, progress: &dyn Fn(&str)) -> Result<PathBuf> {
     match image {
-        ImageRef::Builtin => image::busybox(),
+        ImageRef::Builtin => image::busybox(progress),
         ImageRef::Dir { path } => Ok(PathBuf::from(path)),
         ImageRef::Recipe { name, .. } => Err(HostError::Other(format!(
             "image `{name}`: building images from Debian packages is not supported yet"
@@ -27,7 +44,7 @@ fn image_dir(image: &ImageRef) -> Result<PathBuf> {
 
 impl super::Driver for Driver {
     type Spec = Rootfs;
-    type Receipt = ();
+    type Receipt = Receipt;
 
     fn preflight(_lab: &Lab, _host: &HostView, _r: &Resource, s: &Rootfs) -> Vec<Refusal> {
         match &s.image {
@@ -41,15 +58,19 @@ impl super::Driver for Driver {
         }
     }
 
-    fn create(cx: &StepCx, s: &Rootfs) -> Result<()> {
-        rootfs::mount_root(&paths(cx.lab, cx.name()), &image_dir(&s.image)?)
+    fn create(cx: &StepCx, s: &Rootfs) -> Result<Receipt> {
+        let dir = image_dir(&s.image, cx.progress)?;
+        rootfs::mount_root(&paths(cx.lab, cx.name()), &dir)?;
+        Ok(Receipt {
+            image: cache_id(&dir),
+        })
     }
 
-    fn update(cx: &StepCx, _before: &Rootfs, s: &Rootfs, _r: ()) -> Result<()> {
+    fn update(cx: &StepCx, _before: &Rootfs, s: &Rootfs, _r: Receipt) -> Result<Receipt> {
         Self::create(cx, s)
     }
 
-    fn destroy(cx: &StepCx, _s: &Rootfs, _r: ()) -> Result<()> {
+    fn destroy(cx: &StepCx, _s: &Rootfs, _r: Receipt) -> Result<()> {
         rootfs::remove_root(&paths(cx.lab, cx.name()))
     }
 
@@ -57,7 +78,7 @@ impl super::Driver for Driver {
         n.mounts = true;
     }
 
-    fn observe(lab: &Lab, facts: &Facts, id: &ResourceId, _s: &mut Rootfs, _r: &()) -> Seen {
+    fn observe(lab: &Lab, facts: &Facts, id: &ResourceId, _s: &mut Rootfs, _r: &Receipt) -> Seen {
         match facts.mounts.contains(&paths(lab, &id.name).merged()) {
             true => Seen::Present,
             false => Seen::Gone,

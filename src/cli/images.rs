@@ -1,0 +1,92 @@
+//! `cloonix images [prune]`: the image cache, and which labs use each entry; prune
+//! removes the entries no lab uses (never one being built).
+
+use super::Output;
+use super::out::{errln, outln};
+use cloonix::apply::{self, LabLock};
+use cloonix::host::cache;
+
+#[derive(clap::Subcommand, Clone, Copy)]
+pub enum Action {
+    /// Remove the cached images that no lab uses.
+    Prune,
+}
+
+pub fn run(action: Option<Action>, output: Output) -> i32 {
+    match action {
+        None => list(output),
+        Some(Action::Prune) => prune(output),
+    }
+}
+
+fn list(output: Output) -> i32 {
+    let users = apply::image_users();
+    let entries = cache::list();
+    if output == Output::Json {
+        let list: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|m| {
+                let mut v = serde_json::to_value(m).expect("json");
+                v["labs"] = serde_json::json!(users.get(&m.id).cloned().unwrap_or_default());
+                v
+            })
+            .collect();
+        outln!("{}", serde_json::to_string_pretty(&list).expect("json"));
+        return 0;
+    }
+    outln!("{:<28} {:>9}  {:<20}  USED BY", "IMAGE", "SIZE", "CREATED");
+    for m in &entries {
+        let labs: Vec<String> = users.get(&m.id).into_iter().flatten().cloned().collect();
+        outln!(
+            "{:<28} {:>8.1}M  {:<20}  {}",
+            m.id,
+            m.size as f64 / (1 << 20) as f64,
+            m.created,
+            if labs.is_empty() {
+                "-".to_string()
+            } else {
+                labs.join(", ")
+            }
+        );
+    }
+    0
+}
+
+fn prune(output: Output) -> i32 {
+    // Every lab's lock, so that no apply is between finding an image and mounting it.
+    let mut locks = Vec::new();
+    for lab in apply::labs() {
+        match LabLock::take(&lab, || {
+            errln!("waiting for an apply or destroy of lab {lab}")
+        }) {
+            Ok(l) => locks.push(l),
+            Err(e) => {
+                errln!("cloonix: {e}");
+                return 1;
+            }
+        }
+    }
+    let in_use = apply::image_users().into_keys().collect();
+    match cache::prune(&in_use) {
+        Ok(removed) => {
+            if output == Output::Json {
+                outln!("{}", serde_json::to_string_pretty(&removed).expect("json"));
+            } else if removed.is_empty() {
+                outln!("Nothing to prune.");
+            } else {
+                for m in &removed {
+                    outln!(
+                        "removed {} ({:.1}M)",
+                        m.id,
+                        m.size as f64 / (1 << 20) as f64
+                    );
+                }
+            }
+            0
+        }
+        Err(e) => {
+            errln!("cloonix: {e}");
+            1
+        }
+    }
+}
