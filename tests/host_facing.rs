@@ -225,3 +225,124 @@ fn a_phy_that_is_not_there_is_refused_touching_nothing() {
     );
     assert_eq!(leftovers("t-nophy"), Vec::<String>::new());
 }
+
+/// A process of the test's own, killed when dropped.
+struct Own(std::process::Child);
+
+impl Drop for Own {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(program: &str, args: &[&str]) -> Own {
+    Own(Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap())
+}
+
+#[test]
+#[cfg_attr(
+    cloonix_not_root,
+    ignore = "needs root: run the suite as root, as CI does"
+)]
+fn a_nat_gives_a_lease_a_resolver_and_the_hosts_loopback() {
+    let lab = Lab::new("t-nat");
+    // The test's own web server and resolver, on the host's loopback only.
+    let www = lab.dir.join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("index.html"), "from-the-host\n").unwrap();
+    let _web = spawn(
+        "python3",
+        &[
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            www.to_str().unwrap(),
+            "18091",
+        ],
+    );
+    let _dns = spawn(
+        "dnsmasq",
+        &[
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--port=15391",
+            "--listen-address=127.0.0.1",
+            "--bind-interfaces",
+            "--address=/web.test/172.17.0.2",
+            "--local=/test/",
+            "--pid-file=",
+        ],
+    );
+    let yaml = "lans: [l]\nendpoints:\n  gw: {kind: nat, lan: l, dns: [\"127.0.0.1:15391\"]}\n  a: {kind: cnt, eth: [{lan: l}]}\n";
+    lab.apply(yaml);
+    let (code, out) = lab.exec(
+        "a",
+        "udhcpc -i eth0 -q -n -t 5 && ip -4 addr show eth0 && ip route && cat /etc/resolv.conf",
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("inet 172.17.0.10/24"), "{out}");
+    assert!(out.contains("default via 172.17.0.2"), "{out}");
+    assert!(out.contains("nameserver 172.17.0.3"), "{out}");
+    let fetch = "printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 3 web.test 18091";
+    let mut page = String::new();
+    for _ in 0..20 {
+        page = lab.exec("a", fetch).1;
+        if page.contains("from-the-host") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(
+        page.contains("from-the-host"),
+        "no page through the nat: {page}"
+    );
+
+    // Its DHCP and DNS server killed behind cloonix's back: drift, restarted by apply.
+    let record = std::fs::read_to_string("/run/cloonix/t-nat/intent/nat@gw.json").unwrap();
+    let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+    let pid = record["receipt"]["dhcp_dns"]["pid"].as_i64().unwrap() as i32;
+    cloonix::host::process::Identity::of(pid)
+        .unwrap()
+        .stop(std::time::Duration::ZERO)
+        .unwrap();
+    assert_eq!(lab.diff_code(yaml), 2, "a dead dnsmasq is drift");
+    lab.apply(yaml);
+    let (code, out) = lab.exec("a", "udhcpc -i eth0 -q -n -t 5");
+    assert_eq!(code, 0, "no lease after the repair: {out}");
+
+    let out = lab.cloonix(&["destroy", "t-nat"]);
+    assert!(out.status.success());
+    assert_eq!(leftovers("t-nat"), Vec::<String>::new());
+}
+
+#[test]
+#[cfg_attr(
+    cloonix_not_root,
+    ignore = "needs root: run the suite as root, as CI does"
+)]
+fn a_nat_killed_while_starting_leaves_nothing_after_destroy() {
+    let lab = Lab::new("t-natkill");
+    let file = lab.file(
+        "lans: [l]\nendpoints:\n  gw: {kind: nat, lan: l}\n  a: {kind: cnt, eth: [{lan: l}]}\n",
+    );
+    for made in [2, 4, 6, 8] {
+        lab.kill_after(&["apply", &file], "created", made);
+        let out = lab.cloonix(&["destroy", "t-natkill"]);
+        assert!(out.status.success(), "killed after {made}");
+        assert_eq!(
+            leftovers("t-natkill"),
+            Vec::<String>::new(),
+            "killed after {made}"
+        );
+    }
+}

@@ -79,6 +79,7 @@ fn topology(bytes: &[u8]) -> Topology {
             2 => Endpoint::Nat(Nat {
                 lan: lan(&mut c),
                 subnet: default_nat_subnet(),
+                dns: [vec![], vec!["9.9.9.9".parse().unwrap()]][c.pick(2)].clone(),
             }),
             3 => Endpoint::Tap(Tap {
                 lan: lan(&mut c),
@@ -104,6 +105,7 @@ fn topology(bytes: &[u8]) -> Topology {
             _ => Endpoint::Nat(Nat {
                 lan: lan(&mut c),
                 subnet: default_nat_subnet(),
+                dns: Vec::new(),
             }),
         };
         endpoints.insert(name, ep);

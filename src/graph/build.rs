@@ -85,9 +85,28 @@ impl Builder<'_> {
             Endpoint::Cnt(c) => self.container(name, c, ns.expect("cnt has a netns")),
             Endpoint::Kvm(v) => self.vm(name, v),
             Endpoint::Nat(n) => {
-                let link =
-                    self.link(name, "eth0", &n.lan, inner, "eth0", &[], None, item.clone())?;
-                let helper = Spec::Nat(NatSpec { subnet: n.subnet });
+                // The router's side of the lan: the gateway (.2) and the DNS relay (.3).
+                let host = |i: u32| {
+                    let ip = std::net::Ipv4Addr::from(u32::from(n.subnet.network()) + i);
+                    model::units::Cidr(ipnet::IpNet::V4(
+                        ipnet::Ipv4Net::new(ip, n.subnet.prefix_len()).expect("a valid prefix"),
+                    ))
+                };
+                let ips = [host(2), host(3)];
+                let link = self.link(
+                    name,
+                    "eth0",
+                    &n.lan,
+                    inner,
+                    "eth0",
+                    &ips,
+                    None,
+                    item.clone(),
+                )?;
+                let helper = Spec::Nat(NatSpec {
+                    subnet: n.subnet,
+                    dns: n.dns.clone(),
+                });
                 let ns = ns.expect("nat has a netns");
                 self.add(
                     name,

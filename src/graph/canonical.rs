@@ -88,15 +88,20 @@ impl<'a> Parts<'a> {
         Some(match self.kind()? {
             "cnt" => Endpoint::Cnt(self.container(images)),
             "kvm" => Endpoint::Kvm(self.vm()),
-            "nat" => Endpoint::Nat(model::Nat {
-                lan: self.port_lan("eth0"),
-                subnet: self
-                    .find(|s| match s {
-                        Spec::Nat(n) => Some(n.subnet),
-                        _ => None,
-                    })
-                    .unwrap_or_else(model::default_nat_subnet),
-            }),
+            "nat" => {
+                let spec = self.find(|s| match s {
+                    Spec::Nat(n) => Some(n.clone()),
+                    _ => None,
+                });
+                Endpoint::Nat(model::Nat {
+                    lan: self.port_lan("eth0"),
+                    subnet: spec
+                        .as_ref()
+                        .map(|n| n.subnet)
+                        .unwrap_or_else(model::default_nat_subnet),
+                    dns: spec.map(|n| n.dns).unwrap_or_default(),
+                })
+            }
             "tap" => {
                 let veth = self.find(|s| match s {
                     Spec::Veth(v) => Some(v),

@@ -333,6 +333,7 @@ pub struct Nic {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NatSpec {
     pub subnet: ipnet::Ipv4Net,
+    pub dns: Vec<crate::model::units::Resolver>,
 }
 
 /// An a2b's impairments, per direction.
@@ -437,7 +438,7 @@ impl Spec {
                 .place("ip", &n.ips)
                 .replace("model", n.model)
                 .replace("tap", &n.tap),
-            Spec::Nat(n) => f.replace("subnet", n.subnet),
+            Spec::Nat(n) => f.replace("subnet", n.subnet).place("dns", &n.dns),
             Spec::A2b(a) => f.place("a_to_b", a.a_to_b).place("b_to_a", a.b_to_a),
             Spec::C2c(c) => f
                 .replace("role", c.role)

@@ -10,7 +10,7 @@ use std::process::Command;
 const BUSYBOX: &str = "/bin/busybox";
 
 /// Bumped when the built-in image's layout changes, so that cached ones are rebuilt.
-const LAYOUT: u32 = 2;
+const LAYOUT: u32 = 3;
 
 /// What `udhcpc` runs on a lease: address, default route and resolver from it. Busybox
 /// ships none, and a container on a nat's lan is expected to `udhcpc` and be online.
@@ -55,7 +55,7 @@ fn build(root: &Path) -> Result<()> {
         "sbin",
         "usr/bin",
         "usr/sbin",
-        "usr/share/udhcpc",
+        "etc/udhcpc",
         "etc",
         "proc",
         "sys",
@@ -90,5 +90,6 @@ fn build(root: &Path) -> Result<()> {
     };
     write("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n", 0o644)?;
     write("etc/group", "root:x:0:\n", 0o644)?;
-    write("usr/share/udhcpc/default.script", UDHCPC_SCRIPT, 0o755)
+    // Where Debian's busybox-static looks for it.
+    write("etc/udhcpc/default.script", UDHCPC_SCRIPT, 0o755)
 }

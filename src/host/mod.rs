@@ -9,6 +9,7 @@ pub mod image;
 pub mod intent;
 mod lab;
 pub mod link;
+pub mod nat;
 pub mod netlink;
 pub mod netns;
 pub mod oci;
@@ -73,7 +74,10 @@ pub(crate) fn package_of(program: &str) -> &'static str {
         "ovsdb-server" | "ovs-vswitchd" | "ovsdb-tool" => "openvswitch-switch",
         "crun" => "crun",
         "catatonit" => "catatonit",
-        "unshare" | "mount" | "umount" => "util-linux",
+        "unshare" | "mount" | "umount" | "nsenter" => "util-linux",
+        "slirp4netns" => "slirp4netns",
+        "dnsmasq" => "dnsmasq-base",
+        "nft" => "nftables",
         _ => "the package that provides it",
     }
 }

@@ -61,6 +61,8 @@ fn launch(daemon: Daemon, dir: &Path, netns: &Path) -> Result<Identity> {
         env,
         netns: Some(netns),
         log: Some(&dir.join(format!("{name}.out"))),
+        private_mounts: false,
+        ready_fd: None,
     })
 }
 

@@ -131,6 +131,12 @@ pub struct Launch<'a> {
     pub netns: Option<&'a Path>,
     /// Where its standard output and error go (None: nowhere).
     pub log: Option<&'a Path>,
+    /// Runs it in a private mount namespace of its own (mounts it makes or undoes never
+    /// reach the host's: slirp4netns's sandbox unmounts /run/netns otherwise).
+    pub private_mounts: bool,
+    /// Hands it the write end of a pipe as this descriptor, and waits until it writes
+    /// there (its "ready" signal) before returning.
+    pub ready_fd: Option<i32>,
 }
 
 /// Starts the process in its own session (a Ctrl-C of cloonix never reaches it), inside
@@ -160,6 +166,13 @@ pub fn launch(l: &Launch) -> Result<Identity> {
         .map(|p| File::open(p).map_err(io(format!("open namespace {}", p.display()))))
         .transpose()?;
     let ns_fd = ns.as_ref().map(|f| f.as_raw_fd());
+    let ready = l
+        .ready_fd
+        .map(|_| rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC))
+        .transpose()
+        .map_err(|e| io("make a pipe")(e.into()))?;
+    let ready_w = ready.as_ref().map(|(_, w)| w.as_raw_fd());
+    let (ready_target, private) = (l.ready_fd, l.private_mounts);
     // SAFETY: between fork and exec only syscalls run, on descriptors and constant C
     // strings made before the fork; nothing allocates.
     unsafe {
@@ -172,6 +185,13 @@ pub fn launch(l: &Launch) -> Result<Identity> {
                     Some(rustix::thread::LinkNameSpaceType::Network),
                 )?;
                 own_sysfs()?;
+            } else if private {
+                private_mounts()?;
+            }
+            if let (Some(w), Some(target)) = (ready_w, ready_target)
+                && libc::dup2(w, target) < 0
+            {
+                return Err(std::io::Error::last_os_error());
             }
             Ok(())
         });
@@ -188,7 +208,49 @@ pub fn launch(l: &Launch) -> Result<Identity> {
     let start = stat(pid)
         .map(|(s, _)| s)
         .ok_or_else(|| HostError::Other(format!("{} exited as soon as it started", l.program)))?;
-    Ok(Identity { pid, start })
+    let id = Identity { pid, start };
+    if let Some((r, w)) = ready {
+        drop(w);
+        if !wait_ready(&r, Duration::from_secs(10)) {
+            let _ = id.stop(Duration::ZERO);
+            let log = l
+                .log
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .map(|t| format!(": {}", t.trim()))
+                .unwrap_or_default();
+            return Err(HostError::Other(format!(
+                "{} did not say it was ready{log}",
+                l.program
+            )));
+        }
+    }
+    Ok(id)
+}
+
+/// Waits for a byte on a ready pipe: false on EOF (it exited or closed it) or timeout.
+fn wait_ready(r: &OwnedFd, within: Duration) -> bool {
+    let timeout = Timespec {
+        tv_sec: within.as_secs() as i64,
+        tv_nsec: 0,
+    };
+    let mut fds = [PollFd::new(r, PollFlags::IN)];
+    if !matches!(poll(&mut fds, Some(&timeout)), Ok(n) if n > 0) {
+        return false;
+    }
+    let mut byte = [0u8; 1];
+    matches!(rustix::io::read(r, &mut byte), Ok(1))
+}
+
+/// In a forked child: a private mount namespace in which nothing propagates back.
+fn private_mounts() -> std::io::Result<()> {
+    use rustix::mount::MountPropagationFlags;
+    // SAFETY: unshare of the mount namespace, in a single-threaded forked child.
+    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNS)? };
+    rustix::mount::mount_change(
+        c"/",
+        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+    )?;
+    Ok(())
 }
 
 /// In a forked child: a private mount namespace with a sysfs of the child's network
@@ -221,6 +283,23 @@ pub fn find(exe: &Path, netns: &Path) -> Vec<Identity> {
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .filter(|&pid| netns_inode_of(pid) == Some(ns))
         .filter(|&pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|p| p == exe))
+        .filter_map(Identity::of)
+        .collect()
+}
+
+/// Every running process whose executable is `exe` and one of whose arguments is `arg`
+/// exactly (a path of cloonix's own, such as the namespace it serves): how a process that
+/// runs outside the lab's namespaces is recognised without a record.
+pub fn find_with_arg(exe: &Path, arg: &str) -> Vec<Identity> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|p| p == exe))
+        .filter(|&pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == arg.as_bytes()))
+        })
         .filter_map(Identity::of)
         .collect()
 }
@@ -286,6 +365,8 @@ mod tests {
             env: Vec::new(),
             netns: None,
             log: None,
+            private_mounts: false,
+            ready_fd: None,
         })
         .unwrap();
         let sid = std::fs::read_to_string(format!("/proc/{}/stat", id.pid)).unwrap();

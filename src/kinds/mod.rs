@@ -13,6 +13,7 @@ mod container;
 mod endpoint_ns;
 mod facts;
 mod file;
+mod nat;
 mod not_yet;
 mod ovs;
 mod phy;
@@ -286,7 +287,7 @@ macro_rules! dispatch {
             }
             Spec::Nat($s) => {
                 #[allow(dead_code)]
-                type $d = not_yet::NotYet<crate::graph::NatSpec>;
+                type $d = nat::Driver;
                 $body
             }
             Spec::A2b($s) => {
@@ -322,7 +323,7 @@ pub fn sweep(kind: Kind, lab: &Lab) -> Vec<(String, HostError)> {
         Kind::Container => container::Driver::sweep(lab),
         Kind::Vm => not_yet::NotYet::<crate::graph::VmSpec>::sweep(lab),
         Kind::Nic => not_yet::NotYet::<crate::graph::Nic>::sweep(lab),
-        Kind::Nat => not_yet::NotYet::<crate::graph::NatSpec>::sweep(lab),
+        Kind::Nat => nat::Driver::sweep(lab),
         Kind::A2b => not_yet::NotYet::<crate::graph::A2bSpec>::sweep(lab),
         Kind::C2c => not_yet::NotYet::<crate::graph::C2cSpec>::sweep(lab),
         Kind::Phy => phy::Driver::sweep(lab),

@@ -325,6 +325,10 @@ pub struct Nat {
     )]
     #[schemars(with = "String")]
     pub subnet: ipnet::Ipv4Net,
+    /// Upstream resolvers of its DNS relay, `IP` or `IP:PORT` (`127.0.0.1:PORT` is a
+    /// resolver on the host's loopback); default: those of the host's resolv.conf.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<units::Resolver>,
 }
 
 /// A host interface whose peer is on a lan.

@@ -244,9 +244,62 @@ string_schema!(
     "An address with its prefix length, e.g. `10.0.12.1/24`."
 );
 
+/// An upstream DNS resolver: `IP` (port 53), `IP:PORT`, or `[IPv6]:PORT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Resolver(pub std::net::SocketAddr);
+
+impl FromStr for Resolver {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+            return Ok(Resolver(std::net::SocketAddr::new(ip, 53)));
+        }
+        match s.parse::<std::net::SocketAddr>() {
+            Ok(a) if a.port() != 0 => Ok(Resolver(a)),
+            _ => Err(format!(
+                "`{s}` is not a resolver; write `IP` or `IP:PORT`, e.g. `9.9.9.9` or `127.0.0.1:5353`"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Resolver {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self.0.port() {
+            53 => self.0.ip().fmt(f),
+            _ => self.0.fmt(f),
+        }
+    }
+}
+string_schema!(
+    Resolver,
+    "Resolver",
+    "^(\\[[0-9A-Fa-f:.]+\\]|[0-9A-Fa-f:.]+)(:[0-9]{1,5})?$",
+    "A DNS resolver: `IP` (port 53) or `IP:PORT`, e.g. `127.0.0.1:5353`."
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resolvers_default_to_port_53() {
+        assert_eq!(
+            "9.9.9.9".parse::<Resolver>().unwrap().to_string(),
+            "9.9.9.9"
+        );
+        assert_eq!(
+            "9.9.9.9:53".parse::<Resolver>().unwrap().to_string(),
+            "9.9.9.9"
+        );
+        assert_eq!("127.0.0.1:5353".parse::<Resolver>().unwrap().0.port(), 5353);
+        assert_eq!(
+            "[::1]:5353".parse::<Resolver>().unwrap().to_string(),
+            "[::1]:5353"
+        );
+        assert!("dns.example".parse::<Resolver>().is_err());
+        assert!("1.2.3.4:0".parse::<Resolver>().is_err());
+    }
 
     #[test]
     fn durations_have_one_canonical_text() {

@@ -155,9 +155,15 @@ pub fn leftovers(lab: &str) -> Vec<String> {
     );
     let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
     let ps = String::from_utf8_lossy(&ps.stdout);
+    // Processes that name the lab's files or one of its namespaces (slirp4netns does).
+    let netns = format!("/run/netns/cloonix_{lab}");
     out.extend(
         ps.lines()
-            .filter(|l| l.contains(&format!("{dir}/")))
+            .filter(|l| {
+                l.contains(&format!("{dir}/"))
+                    || l.contains(&format!("{netns}_"))
+                    || l.split_whitespace().any(|a| a == netns)
+            })
             .map(String::from),
     );
     out

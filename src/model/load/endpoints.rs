@@ -1,5 +1,6 @@
 //! Each endpoint kind's fields, after `kind` has said which.
 
+use super::super::units;
 use super::super::*;
 use super::checks::ParsedIp;
 use super::reader::{Cx, Fields, is_ifname};
@@ -119,6 +120,19 @@ impl Cx {
     pub(super) fn nat(&mut self, f: &mut Fields) -> Option<Nat> {
         let lan = f.req(self, "lan", "the lan it routes for: `lan: lan1`");
         let subnet = f.opt("subnet");
+        let dns = f.opt("dns");
+        let dns: Option<Vec<units::Resolver>> = match dns {
+            None => Some(Vec::new()),
+            Some(n) => {
+                let nodes: Vec<&Node> = match &n.value {
+                    Value::Seq(items) => items.iter().collect(),
+                    _ => vec![n],
+                };
+                let parsed: Vec<Option<units::Resolver>> =
+                    nodes.iter().map(|n| self.parse(n, "resolver")).collect();
+                parsed.into_iter().collect()
+            }
+        };
         let lan = lan.and_then(|n| self.lan_ref(n));
         let subnet = match subnet {
             None => Some(default_nat_subnet()),
@@ -156,6 +170,7 @@ impl Cx {
         Some(Nat {
             lan: lan?,
             subnet: subnet?,
+            dns: dns?,
         })
     }
 
