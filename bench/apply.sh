@@ -16,8 +16,10 @@ runs=${RUNS:-3}
 for p in mininet bridge-utils; do
     dpkg -s "$p" >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >&2
 done
-cargo build --release --quiet
-cloonix=./target/release/cloonix
+# CLOONIX=path runs another build (e.g. an older commit's, for a comparison on one
+# machine); NO_MININET=1 leaves Mininet out.
+if [ -z "${CLOONIX:-}" ]; then cargo build --release --quiet; fi
+cloonix=${CLOONIX:-./target/release/cloonix}
 work=$(mktemp -d)
 trap 'rm -rf "$work"; $cloonix destroy bench >/dev/null 2>&1 || true' EXIT
 python3 bench/gen.py 100 10 >"$work/100.yaml"
@@ -38,7 +40,9 @@ $cloonix destroy bench >/dev/null 2>&1
 for _ in $(seq "$runs"); do
     timed apply100 $cloonix apply "$work/100.yaml"
     timed destroy100 $cloonix destroy bench
-    timed mininet100 mn --topo single,100 --switch lxbr --controller none --test none
+    if [ -z "${NO_MININET:-}" ]; then
+        timed mininet100 mn --topo single,100 --switch lxbr --controller none --test none
+    fi
     timed apply300 $cloonix apply "$work/300.yaml"
     timed noop300 $cloonix apply "$work/300.yaml"
     timed oneeth300 $cloonix apply "$work/300x.yaml"
@@ -53,7 +57,9 @@ row "cloonix: apply 100 containers on 10 lans, from nothing" apply100
 row "cloonix: destroy them" destroy100
 printf '| cloonix: apply + destroy of 100 | %.2f |\n' \
     "$(echo "$(median "${t[apply100]}") + $(median "${t[destroy100]}")" | bc)"
-row 'Mininet: `mn --topo single,100 --switch lxbr --controller none --test none`' mininet100
+if [ -z "${NO_MININET:-}" ]; then
+    row 'Mininet: `mn --topo single,100 --switch lxbr --controller none --test none`' mininet100
+fi
 row "cloonix: apply 300 containers on 10 lans, from nothing" apply300
 row "cloonix: no-op re-apply of the 300" noop300
 row "cloonix: add one eth on the 300-node lab" oneeth300
