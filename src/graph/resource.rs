@@ -374,6 +374,10 @@ impl Fields {
         self.push(name, value, false);
         self
     }
+    fn field(mut self, name: &'static str, value: impl Serialize, in_place: bool) -> Self {
+        self.push(name, value, in_place);
+        self
+    }
     fn push(&mut self, name: &'static str, value: impl Serialize, in_place: bool) {
         let value = match serde_json::to_value(value).expect("plain data serializes") {
             serde_json::Value::String(s) => s,
@@ -398,15 +402,8 @@ impl Spec {
             Spec::EndpointNs(ns) => f.replace("kind", &ns.kind),
             // An endpoint's interface is renamed in place; a tap's host interface is
             // made anew under its new name (the host's names are not cloonix's to move).
-            Spec::Veth(v) if v.ns == Netns::Host => f
-                .replace("name", &v.ifname)
-                .place("mac", v.mac)
-                .place("ip", &v.ips)
-                .place("mtu", v.mtu)
-                .replace("netns", &v.ns)
-                .replace("peer", &v.peer),
             Spec::Veth(v) => f
-                .place("name", &v.ifname)
+                .field("name", &v.ifname, v.ns != Netns::Host)
                 .place("mac", v.mac)
                 .place("ip", &v.ips)
                 .place("mtu", v.mtu)

@@ -136,7 +136,7 @@ pub fn create_host_veth(
     .map_err(io(&what))?;
     // Marked, then moved out under its own name: the move fails if the name is taken
     // meanwhile, and then the pair stays in the lab, where it is removed.
-    let to_host = File::open("/proc/self/ns/net").map_err(io("open the host's namespace"))?;
+    let to_host = netns::host()?;
     let (name, mark, w) = (host.name.to_string(), host.mark.to_string(), what.clone());
     let moved = netns::within(host.staging, move || {
         let index = netlink::index_of(&name)

@@ -15,6 +15,12 @@ pub fn path(name: &str) -> PathBuf {
     Path::new(NETNS_DIR).join(name)
 }
 
+/// The host's network namespace (cloonix's own: its main thread never enters another),
+/// for moving an interface back into it.
+pub fn host() -> Result<File> {
+    File::open("/proc/self/ns/net").map_err(io("open the host's namespace"))
+}
+
 /// Whether the namespace exists: its file is a namespace bound there (an nsfs mount). The
 /// bare file that an add killed before its bind mount leaves behind is no namespace.
 pub fn exists(name: &str) -> bool {

@@ -33,15 +33,11 @@ fn mark(lab: &Lab, endpoint: &str, device: &str) -> String {
     format!("{}:{device}", lab.mark(endpoint))
 }
 
-fn host_ns() -> Result<File> {
-    File::open("/proc/self/ns/net").map_err(io("open the host's namespace"))
-}
-
 /// Moves interface `name` of the switch namespace back to the host as `to`, restoring
 /// what `b` says of it.
 fn give_back(lab: &Lab, name: &str, to: &str, b: &Borrowed) -> Result<()> {
     let what = format!("give {to} back to the host");
-    let host = host_ns()?;
+    let host = netns::host()?;
     let (name, to_name, w) = (name.to_string(), to.to_string(), what.clone());
     netns::within(&lab.switch_ns(), move || {
         let Some(index) = netlink::index_of(&name) else {
