@@ -16,6 +16,9 @@ pub fn destroy(name: &str, progress: &(dyn Fn(&str) + Sync)) -> Option<Report> {
         return None;
     }
     let observed = observe_lab(&lab);
+    for e in &observed.entries {
+        crate::kinds::hasten(&lab, &e.resource, &e.receipt);
+    }
     let empty = Graph::new(name);
     let plan = crate::plan::plan(&empty, &observed.graph);
     let mut report = execute(&plan, &empty, &lab, &observed.receipts(), progress);

@@ -31,8 +31,14 @@ esac
 exit 0
 "#;
 
-/// The built-in image's root filesystem, built on first use.
+/// The built-in image's root filesystem, built on first use; looked up once per run of
+/// cloonix (every container of a lab asks).
 pub fn busybox(progress: &dyn Fn(&str)) -> Result<PathBuf> {
+    static FOUND: std::sync::Mutex<Option<PathBuf>> = std::sync::Mutex::new(None);
+    let mut found = FOUND.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(dir) = found.as_ref().filter(|d| d.exists()) {
+        return Ok(dir.clone());
+    }
     let binary = std::fs::read(BUSYBOX).map_err(|_| HostError::Missing {
         program: "busybox".into(),
         package: "busybox-static",
@@ -46,7 +52,9 @@ pub fn busybox(progress: &dyn Fn(&str)) -> Result<PathBuf> {
     let dir = cache::get_or_build("busybox", source, progress, |dir| {
         build(&dir.join("rootfs"))
     })?;
-    Ok(dir.join("rootfs"))
+    let root = dir.join("rootfs");
+    *found = Some(root.clone());
+    Ok(root)
 }
 
 fn build(root: &Path) -> Result<()> {

@@ -242,16 +242,17 @@ pub fn start_dhcp_dns(
     }
 }
 
-/// The nat's processes that no record names (an apply killed while starting them):
-/// dnsmasq in the nat's namespace, and the slirp4netns that serves it (known by its
-/// program and the namespace it names).
-pub fn unrecorded(ns: &str) -> Vec<Identity> {
-    let path = netns::path(ns);
+/// The nat processes of these namespaces that no record names (an apply killed while
+/// starting them): dnsmasq in one of them, and a slirp4netns that serves one of them
+/// (known by its program and the namespace it names).
+pub fn unrecorded(namespaces: &[String]) -> Vec<Identity> {
+    let paths: Vec<std::path::PathBuf> = namespaces.iter().map(|n| netns::path(n)).collect();
     let mut out: Vec<Identity> = process::which("dnsmasq")
-        .map(|exe| process::find(&exe, &path))
+        .map(|exe| process::find(&exe, &paths))
         .unwrap_or_default();
     if let Some(exe) = process::which("slirp4netns") {
-        out.extend(process::find_with_arg(&exe, &path.display().to_string()));
+        let args: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        out.extend(process::find_with_arg(&exe, &args));
     }
     out
 }

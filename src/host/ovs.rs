@@ -113,7 +113,7 @@ pub fn unrecorded(netns: &Path) -> Vec<Identity> {
     [Daemon::Switch, Daemon::Db]
         .iter()
         .filter_map(|d| process::which(d.program()))
-        .flat_map(|exe| process::find(&exe, netns))
+        .flat_map(|exe| process::find(&exe, &[netns.to_path_buf()]))
         .collect()
 }
 

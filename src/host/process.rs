@@ -268,37 +268,47 @@ fn own_sysfs() -> std::io::Result<()> {
     Ok(())
 }
 
-/// Every running process whose executable is `exe` and whose network namespace is the
-/// one bound at `netns`: how a process that cloonix started but could not record (it was
-/// killed right after the start) is recognised. Both must match, so nothing else running
-/// on the host can pass for it.
-pub fn find(exe: &Path, netns: &Path) -> Vec<Identity> {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(ns) = std::fs::metadata(netns).map(|m| m.ino()) else {
-        return Vec::new();
-    };
+/// The pids of running processes whose executable is `exe`, in one pass over /proc.
+fn pids_of(exe: &Path) -> Vec<i32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| netns_inode_of(pid) == Some(ns))
         .filter(|&pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|p| p == exe))
+        .collect()
+}
+
+/// Every running process whose executable is `exe` and whose network namespace is one of
+/// those bound at `namespaces`: how a process that cloonix started but could not record
+/// (it was killed right after the start) is recognised. Both must match, so nothing else
+/// running on the host can pass for it. One pass over /proc, however many namespaces.
+pub fn find(exe: &Path, namespaces: &[PathBuf]) -> Vec<Identity> {
+    use std::os::unix::fs::MetadataExt;
+    let inodes: std::collections::HashSet<u64> = namespaces
+        .iter()
+        .filter_map(|n| std::fs::metadata(n).ok().map(|m| m.ino()))
+        .collect();
+    if inodes.is_empty() {
+        return Vec::new();
+    }
+    pids_of(exe)
+        .into_iter()
+        .filter(|&pid| netns_inode_of(pid).is_some_and(|i| inodes.contains(&i)))
         .filter_map(Identity::of)
         .collect()
 }
 
-/// Every running process whose executable is `exe` and one of whose arguments is `arg`
-/// exactly (a path of cloonix's own, such as the namespace it serves): how a process that
-/// runs outside the lab's namespaces is recognised without a record.
-pub fn find_with_arg(exe: &Path, arg: &str) -> Vec<Identity> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|p| p == exe))
+/// Every running process whose executable is `exe` and one of whose arguments is one of
+/// `args` exactly (a path of cloonix's own, such as the namespace it serves): how a process
+/// that runs outside the lab's namespaces is recognised without a record.
+pub fn find_with_arg(exe: &Path, args: &[String]) -> Vec<Identity> {
+    pids_of(exe)
+        .into_iter()
         .filter(|&pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == arg.as_bytes()))
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                c.split(|b| *b == 0)
+                    .any(|a| args.iter().any(|x| x.as_bytes() == a))
+            })
         })
         .filter_map(Identity::of)
         .collect()

@@ -65,10 +65,13 @@ impl super::Driver for Driver {
     fn create(cx: &StepCx, c: &ContainerSpec) -> Result<Receipt> {
         let (lab, name) = (cx.lab, cx.name());
         let paths = super::rootfs::paths(lab, name);
-        // Processes of an earlier container on this root that an interrupted apply left
-        // without a record: known by their root directory.
-        process::kill_all(&process::find_rooted_under(&paths.merged()))?;
         let id = lab.container_id(name);
+        // Processes of an earlier container on this root that an interrupted apply left
+        // without a record, known by their root directory. Only crun makes them, and it
+        // records its state before it starts any: without that state there are none.
+        if crun::exists(&lab.crun_root(), &id) {
+            process::kill_all(&process::find_rooted_under(&paths.merged()))?;
+        }
         let ns = netns::path(&lab.endpoint_ns(name));
         let spec = crate::host::oci::Spec {
             id: &id,

@@ -52,16 +52,26 @@ impl super::Driver for Driver {
     }
 
     /// Every `cloonix_<lab>_*` namespace: lab names hold no `_`, so these are this lab's
-    /// and no other's.
+    /// and no other's. Removed by several threads at once: hundreds of them go when a
+    /// large lab goes.
     fn sweep(lab: &Lab) -> Vec<(String, HostError)> {
-        let prefix = lab.endpoint_ns("");
-        netns::list(&prefix)
-            .into_iter()
-            .filter_map(|ns| {
-                netns::del(&ns)
-                    .err()
-                    .map(|e| (format!("namespace {ns}"), e))
-            })
-            .collect()
+        let all = netns::list(&lab.endpoint_ns(""));
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let failures = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..8.min(all.len()) {
+                s.spawn(|| {
+                    while let Some(ns) =
+                        all.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                    {
+                        if let Err(e) = netns::del(ns) {
+                            let mut f = failures.lock().unwrap_or_else(|e| e.into_inner());
+                            f.push((format!("namespace {ns}"), e));
+                        }
+                    }
+                });
+            }
+        });
+        failures.into_inner().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -147,6 +147,11 @@ pub trait Driver {
     /// Removes the resource; one that is gone already is fine.
     fn destroy(cx: &StepCx, s: &Self::Spec, receipt: Self::Receipt) -> Result<()>;
 
+    /// When the whole lab goes: starts, without waiting, whatever of this resource takes
+    /// long to end (a process the kernel tears down slowly), so that it ends while the rest
+    /// of the lab goes; `destroy` then waits for it.
+    fn hasten(_lab: &Lab, _s: &Self::Spec, _receipt: &Self::Receipt) {}
+
     /// Asks for the facts that [`Driver::observe`] will read.
     fn needs(_lab: &Lab, _s: &Self::Spec, _n: &mut Needs) {}
 
@@ -403,6 +408,10 @@ pub fn update(
 #[allow(clippy::unit_arg)]
 pub fn destroy(cx: &StepCx, r: &Resource, receipt: &serde_json::Value) -> Result<()> {
     dispatch!(&r.spec, D, s => D::destroy(cx, s, receipt_of(receipt)))
+}
+
+pub fn hasten(lab: &Lab, r: &Resource, receipt: &serde_json::Value) {
+    dispatch!(&r.spec, D, s => D::hasten(lab, s, &receipt_of(receipt)))
 }
 
 pub fn needs(lab: &Lab, r: &Resource, n: &mut Needs) {

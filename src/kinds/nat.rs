@@ -62,7 +62,7 @@ impl super::Driver for Driver {
     fn create(cx: &StepCx, s: &NatSpec) -> Result<Receipt> {
         let ns = cx.lab.endpoint_ns(cx.name());
         // What an interrupted start left without a record.
-        process::kill_all(&nat::unrecorded(&ns))?;
+        process::kill_all(&nat::unrecorded(std::slice::from_ref(&ns)))?;
         nat::configure(&ns, nat::host(&s.subnet, 2))?;
         let dir = dir(cx.lab, cx.name());
         std::fs::create_dir_all(&dir).map_err(crate::host::io("create the nat's directory"))?;
@@ -95,7 +95,7 @@ impl super::Driver for Driver {
         for p in [r.dhcp_dns, r.uplink].into_iter().flatten() {
             p.stop(Duration::from_secs(2))?;
         }
-        process::kill_all(&nat::unrecorded(&cx.lab.endpoint_ns(cx.name())))?;
+        process::kill_all(&nat::unrecorded(&[cx.lab.endpoint_ns(cx.name())]))?;
         match std::fs::remove_dir_all(dir(cx.lab, cx.name())) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(crate::host::io("remove the nat's files")(e))
@@ -141,15 +141,12 @@ impl super::Driver for Driver {
         }
     }
 
-    /// The nat processes of every endpoint namespace of the lab.
+    /// The nat processes of every endpoint namespace of the lab, in one pass.
     fn sweep(lab: &Lab) -> Vec<(String, HostError)> {
-        crate::host::netns::list(&lab.endpoint_ns(""))
-            .into_iter()
-            .filter_map(|ns| {
-                process::kill_all(&nat::unrecorded(&ns))
-                    .err()
-                    .map(|e| (format!("nat processes of {ns}"), e))
-            })
-            .collect()
+        let namespaces = crate::host::netns::list(&lab.endpoint_ns(""));
+        match process::kill_all(&nat::unrecorded(&namespaces)) {
+            Ok(()) => Vec::new(),
+            Err(e) => vec![("nat processes".into(), e)],
+        }
     }
 }

@@ -62,6 +62,14 @@ impl super::Driver for Driver {
         process::kill_all(&ovs::unrecorded(&netns::path(&cx.lab.switch_ns())))
     }
 
+    /// ovs-vswitchd takes the kernel a second or more to tear down (a socket per port):
+    /// it gets SIGKILL first thing, and is waited for by `destroy`.
+    fn hasten(_lab: &Lab, _s: &Ovs, r: &Daemons) {
+        if let Some(switch) = &r.switch {
+            switch.kill_now();
+        }
+    }
+
     fn observe(_lab: &Lab, _facts: &Facts, _id: &ResourceId, _s: &mut Ovs, r: &Daemons) -> Seen {
         let alive = |d: &Option<Identity>| d.as_ref().is_some_and(Identity::alive);
         match alive(&r.db) && alive(&r.switch) {
