@@ -89,3 +89,55 @@ fn an_apply_from_another_file_says_whose_lab_it_changes() {
     let out = lab.cloonix(&["apply", other.to_str().unwrap()]);
     assert!(!String::from_utf8_lossy(&out.stdout).contains("was last applied from"));
 }
+
+/// Runs cloonix with its standard output closed at once, as `| true` or `| head -c0` do.
+fn with_stdout_closed(args: &[&str]) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cloonix"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+#[cfg_attr(
+    cloonix_not_root,
+    ignore = "needs root: run the suite as root, as CI does"
+)]
+fn a_closed_stdout_never_stops_the_work() {
+    let lab = Lab::new("t-pipe");
+    let file =
+        lab.file("lans: [l]\nendpoints:\n  a: {kind: cnt, eth: [{lan: l, ip: 10.0.0.1/24}]}\n");
+    let out = with_stdout_closed(&["apply", &file]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(
+        lab.exec("a", "true").0,
+        0,
+        "apply stopped when its stdout closed"
+    );
+    for args in [
+        vec!["status", "t-pipe"],
+        vec!["status", "t-pipe", "-o", "yaml"],
+        vec!["status", "t-pipe", "-o", "json"],
+        vec!["diff", &file],
+        vec!["images"],
+    ] {
+        let out = with_stdout_closed(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !err.contains("panicked") && out.status.code() != Some(101),
+            "{args:?}: {err}"
+        );
+    }
+    let out = with_stdout_closed(&["destroy", "t-pipe"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        !std::path::Path::new("/run/cloonix/t-pipe").exists(),
+        "destroy stopped"
+    );
+}
