@@ -82,6 +82,10 @@ fn an_ordinary_container_is_confined() {
     let (code, out) = lab.exec("a", "ip route add 192.0.2.0/24 via 10.0.0.2 && ip route");
     assert_eq!(code, 0, "{out}");
 
+    // Where cgroups cannot hold a device allow-list, apply and status say so.
+    let status = lab.cloonix(&["status", "t-conf"]);
+    assert!(String::from_utf8_lossy(&status.stdout).contains("cgroups cannot be used"));
+
     // Its writes are on disk under the lab's state directory, and go with the lab.
     lab.exec("a", "echo data > /written");
     let upper = "/var/lib/cloonix/labs/t-conf/ep/a/upper/written";

@@ -166,6 +166,7 @@ impl super::Driver for Driver {
             ep.notes
                 .push(format!("cpu/ram limits {LIMITS_NOT_ENFORCED}"));
         }
+        out.note(crate::host::oci::NO_CGROUPS);
     }
 
     /// Every process whose root is in the lab's state directory: its containers'.
