@@ -5,6 +5,7 @@
 
 pub mod cache;
 pub mod crun;
+pub mod engine;
 pub mod image;
 pub mod intent;
 mod lab;
@@ -73,6 +74,9 @@ pub(crate) fn package_of(program: &str) -> &'static str {
         "ovsdb-server" | "ovs-vswitchd" | "ovsdb-tool" => "openvswitch-switch",
         "crun" => "crun",
         "catatonit" => "catatonit",
+        "docker" => "docker.io",
+        "podman" => "podman",
+        "runc" => "runc",
         "unshare" | "mount" | "umount" => "util-linux",
         _ => "the package that provides it",
     }
