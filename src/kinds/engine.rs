@@ -103,7 +103,7 @@ impl super::Driver for Driver {
     /// The engine is installed and answers, the image is in its store, and no container
     /// of someone else's has the name.
     fn preflight(lab: &Lab, _host: &HostView, r: &Resource, s: &EngineSpec) -> Vec<Refusal> {
-        if let Err(e) = engine::ready(s.engine) {
+        if let Err(e) = engine::ready(s.engine).and_then(|()| engine::keeper()) {
             return vec![Refusal::new("runtime", e.to_string())];
         }
         let mut out = Vec::new();

@@ -30,7 +30,7 @@ pub const LAB_LABEL: &str = "cloonix-lab";
 
 /// Inside an engine's container: Debian's static busybox, bound read-only, which runs the
 /// small script that holds the image's command back and keeps the container up.
-pub const BUSYBOX: &str = "/bin/busybox";
+const BUSYBOX: &str = "/bin/busybox";
 const INNER_BUSYBOX: &str = "/.cloonix/busybox";
 /// Inside an engine's container: a directory of cloonix's, bound read-only, holding the
 /// script below; the image's command starts once a file named `go` is in it.
@@ -64,6 +64,17 @@ if [ $# -gt 0 ]; then
 fi
 exec /.cloonix/busybox sleep infinity
 "#;
+
+/// What holds an engine's container's command back and keeps it up is there.
+pub fn keeper() -> Result<()> {
+    match Path::new(BUSYBOX).is_file() {
+        true => Ok(()),
+        false => Err(HostError::Missing {
+            program: "busybox".into(),
+            package: "busybox-static",
+        }),
+    }
+}
 
 /// The Debian package of an engine's command line.
 pub fn package(engine: Engine) -> &'static str {
@@ -334,6 +345,7 @@ pub fn create_args(c: &Create) -> Vec<String> {
 
 /// Makes the container (not started), its gate closed; its id.
 pub fn create(engine: Engine, c: &Create) -> Result<String> {
+    keeper()?;
     if !super::rootfs::safe_in_mount_options(c.gate) {
         return Err(HostError::Other(format!(
             "{}: not a path an engine's --volume can take",
