@@ -63,8 +63,20 @@ fn topology(bytes: &[u8]) -> Topology {
                 if c.flip() {
                     env.insert("ROLE".into(), ["core", "edge"][c.pick(2)].into());
                 }
+                // Engine containers too: a runtime change replaces the endpoint.
+                let runtime = [
+                    Runtime::Crun,
+                    Runtime::Crun,
+                    Runtime::Podman,
+                    Runtime::Docker,
+                ][c.pick(4)];
+                let image = match runtime {
+                    Runtime::Crun => BUILTIN_IMAGE.into(),
+                    Runtime::Podman | Runtime::Docker => "localhost/router:1".into(),
+                };
                 Endpoint::Cnt(Container {
-                    image: BUILTIN_IMAGE.into(),
+                    runtime,
+                    image,
                     eth,
                     files,
                     run: Vec::new(),

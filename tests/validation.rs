@@ -316,6 +316,52 @@ fn every_error_is_reported_at_once() {
 }
 
 #[test]
+fn engine_runtimes_and_images() {
+    let cnt = |fields: &str| OK.replace("kind: cnt", &format!("kind: cnt\n{fields}"));
+    for good in [
+        "    runtime: podman\n    image: localhost/frr:1",
+        "    runtime: docker\n    image: quay.io/frrouting/frr:9.1.0",
+        "    runtime: crun\n    image: podman:localhost/frr-test",
+        "    image: docker:registry.example.com:5000/team/router@sha256:0123456789abcdef0123456789abcdef",
+    ] {
+        assert_eq!(errors(&cnt(good)), Vec::<String>::new(), "{good}");
+    }
+    assert_error(
+        &cnt("    runtime: dockr"),
+        "6:14",
+        "unknown runtime `dockr`",
+    );
+    assert_error(
+        &cnt("    runtime: podman"),
+        "5:5",
+        "a podman container needs `image`",
+    );
+    // Nothing an engine could read as an option, or as more than one argument.
+    for (image, col) in [
+        ("\"-v\"", "12"),
+        ("\"--privileged\"", "12"),
+        ("\"a b\"", "12"),
+        ("Frr", "12"),
+    ] {
+        assert_error(
+            &cnt(&format!("    runtime: docker\n    image: {image}")),
+            &format!("7:{col}"),
+            "is not an image reference of docker's",
+        );
+    }
+    assert_error(
+        &cnt("    image: podman:-v"),
+        "6:12",
+        "`-v` is not an image reference of podman's",
+    );
+    assert_error(
+        &cnt("    runtime: docker\n    image: docker:frr"),
+        "7:12",
+        "a docker container's image is docker's own reference",
+    );
+}
+
+#[test]
 fn host_items_need_the_users_word() {
     let text = "name: lab\nlans: [l]\nendpoints:\n  a: {kind: cnt, privileged: true}\n  b: {kind: cnt, image: /}\n  c: {kind: phy, lan: l, device: eth9}\n  d: {kind: c2c, lan: l, role: slave, port: 4000, bind: 0.0.0.0, peer_lab: x, peer_lan: y}\n  e: {kind: cnt, image: ./rootfs}\n  f: {kind: c2c, lan: l, role: slave, port: 4001, bind: 127.0.0.1, peer_lab: x, peer_lan: y}\n  g: {kind: tap, lan: l}\n  h: {kind: nat, lan: l}\n";
     let loaded = load_str(text, &dir()).unwrap();

@@ -54,7 +54,10 @@ pub fn run(file: &Path, o: &Options) -> i32 {
     }
     let mut containers = false;
     for (name, ep) in &loaded.topology.endpoints {
-        if let Endpoint::Cnt(c) = ep {
+        // podman and docker enforce limits with cgroups of their own.
+        if let Endpoint::Cnt(c) = ep
+            && c.runtime.engine().is_none()
+        {
             containers = true;
             if c.cpu.is_some() || c.ram.is_some() {
                 errln!("warning: {name}: cpu/ram limits {LIMITS_NOT_ENFORCED}");

@@ -72,11 +72,19 @@ impl Builder<'_> {
     fn endpoint(&mut self, name: &str, ep: &Endpoint) -> Result<(), BuildError> {
         let item = Item::Endpoint(name.to_string());
         let needs_ns = !matches!(ep, Endpoint::Kvm(_) | Endpoint::Tap(_) | Endpoint::Phy(_));
+        // An engine's container comes first: its namespace is the endpoint's.
+        let engine = match ep {
+            Endpoint::Cnt(c) => c.runtime.engine().map(|e| (e, self.engine(name, c, e))),
+            _ => None,
+        };
         let ns = needs_ns.then(|| {
             let spec = Spec::EndpointNs(EndpointNs {
                 kind: ep.kind().into(),
+                engine: engine.map(|(e, _)| e),
             });
-            let ns = self.add(name, item.clone(), spec, &[]);
+            let deps: Vec<(Node, Dep)> =
+                engine.map(|(_, n)| (n, Dep::LivesIn)).into_iter().collect();
+            let ns = self.add(name, item.clone(), spec, &deps);
             self.namespaces.insert(name.to_string(), ns);
             ns
         });
@@ -232,27 +240,54 @@ impl Builder<'_> {
         )
     }
 
-    fn container(&mut self, name: &str, c: &model::Container, ns: Node) -> Result<(), BuildError> {
-        let image = match c.image.as_str() {
-            model::BUILTIN_IMAGE => ImageRef::Builtin,
-            n => match self.t.images.get(n) {
-                Some(img) => ImageRef::Recipe {
-                    name: n.into(),
-                    debian: img.debian.clone(),
-                },
-                None => ImageRef::Dir { path: n.into() },
-            },
-        };
-        let spec = ContainerSpec {
+    /// An engine's container: the endpoint's files go in it; its namespace, interfaces and
+    /// the container resource that lets its command go come after it.
+    fn engine(&mut self, name: &str, c: &model::Container, engine: model::Engine) -> Node {
+        let files = c
+            .files
+            .iter()
+            .map(|(path, f)| {
+                let file = model::File {
+                    content: Some(f.content.clone().unwrap_or_default()),
+                    source: None,
+                    mode: f.mode.clone(),
+                };
+                (path.clone(), file)
+            })
+            .collect();
+        let spec = EngineSpec {
+            engine,
             image: c.image.clone(),
-            run: c.run.clone(),
-            run_timeout: c.run_timeout,
             env: c.env.clone(),
             sysctl: c.sysctl.clone(),
             privileged: c.privileged,
             cpu: c.cpu,
             ram: c.ram,
+            files,
+            instance: instance_hash(&(engine, &c.image), &container_spec(c)),
         };
+        self.add(name, Item::Endpoint(name.into()), Spec::Engine(spec), &[])
+    }
+
+    fn container(&mut self, name: &str, c: &model::Container, ns: Node) -> Result<(), BuildError> {
+        if c.runtime.engine().is_some() {
+            return self.engine_container(name, c, ns);
+        }
+        let image = match c.image.as_str() {
+            model::BUILTIN_IMAGE => ImageRef::Builtin,
+            n => match (self.t.images.get(n), model::Engine::image_of(n)) {
+                (Some(img), _) => ImageRef::Recipe {
+                    name: n.into(),
+                    debian: img.debian.clone(),
+                },
+                (None, Some((engine, reference))) => ImageRef::Engine {
+                    engine,
+                    reference: reference.into(),
+                },
+                (None, None) => ImageRef::Dir { path: n.into() },
+            },
+        };
+        let spec = container_spec(c);
         let instance = instance_hash(&image, &spec);
         let item = Item::Endpoint(name.to_string());
         let rootfs = self.add(
@@ -285,6 +320,44 @@ impl Builder<'_> {
         Ok(())
     }
 
+    /// The container resource of an engine's endpoint: it lives in the engine's container
+    /// and its namespace, and comes once the interfaces are there.
+    fn engine_container(
+        &mut self,
+        name: &str,
+        c: &model::Container,
+        ns: Node,
+    ) -> Result<(), BuildError> {
+        let item = Item::Endpoint(name.to_string());
+        let engine = self
+            .g
+            .handle(&self.g.id(Kind::Engine, name))
+            .expect("the engine's container is added with the endpoint");
+        let mut deps = vec![(engine, Dep::LivesIn), (ns, Dep::LivesIn)];
+        for eth in &c.eth {
+            let link = self.eth(name, eth)?;
+            deps.push((link, Dep::After));
+        }
+        self.add(name, item, Spec::Container(container_spec(c)), &deps);
+        Ok(())
+    }
+}
+
+fn container_spec(c: &model::Container) -> ContainerSpec {
+    ContainerSpec {
+        runtime: c.runtime,
+        image: c.image.clone(),
+        run: c.run.clone(),
+        run_timeout: c.run_timeout,
+        env: c.env.clone(),
+        sysctl: c.sysctl.clone(),
+        privileged: c.privileged,
+        cpu: c.cpu,
+        ram: c.ram,
+    }
+}
+
+impl Builder<'_> {
     fn eth(&mut self, endpoint: &str, eth: &Eth) -> Result<Node, BuildError> {
         let item = Item::Interface(endpoint.into(), eth.name.clone());
         let ns = Netns::Endpoint(endpoint.into());
@@ -336,7 +409,7 @@ impl Builder<'_> {
 }
 
 /// Identifies one incarnation of a container: everything whose change replaces it.
-fn instance_hash(image: &ImageRef, spec: &ContainerSpec) -> String {
+fn instance_hash(image: &impl serde::Serialize, spec: &ContainerSpec) -> String {
     let text = serde_json::to_string(&(
         image,
         spec.run.clone(),

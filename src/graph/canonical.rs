@@ -74,7 +74,7 @@ impl<'a> Parts<'a> {
     fn kind(&self) -> Option<&'a str> {
         self.find(|s| match s {
             Spec::EndpointNs(ns) => Some(ns.kind.as_str()),
-            Spec::Container(_) | Spec::Rootfs(_) | Spec::File(_) => Some("cnt"),
+            Spec::Container(_) | Spec::Rootfs(_) | Spec::File(_) | Spec::Engine(_) => Some("cnt"),
             Spec::Vm(_) | Spec::Nic(_) => Some("kvm"),
             Spec::Phy(_) => Some("phy"),
             Spec::Veth(Veth {
@@ -183,6 +183,10 @@ impl<'a> Parts<'a> {
             Spec::Rootfs(r) => Some(&r.image),
             _ => None,
         });
+        let engine = self.find(|s| match s {
+            Spec::Engine(e) => Some(e),
+            _ => None,
+        });
         let image_name = match image {
             Some(ImageRef::Recipe { name, debian }) => {
                 images.insert(
@@ -193,11 +197,15 @@ impl<'a> Parts<'a> {
                 );
                 name.clone()
             }
-            Some(ImageRef::Dir { path }) => path.clone(),
+            Some(image @ (ImageRef::Dir { .. } | ImageRef::Engine { .. })) => image.to_string(),
             Some(ImageRef::Builtin) => model::BUILTIN_IMAGE.into(),
-            None => spec.as_ref().map(|c| c.image.clone()).unwrap_or_default(),
+            None => match (&spec, engine) {
+                (Some(c), _) => c.image.clone(),
+                (None, Some(e)) => e.image.clone(),
+                (None, None) => String::new(),
+            },
         };
-        let files = self
+        let mut files: BTreeMap<String, model::File> = self
             .rs
             .iter()
             .filter_map(|r| match &r.spec {
@@ -212,17 +220,32 @@ impl<'a> Parts<'a> {
                 _ => None,
             })
             .collect();
+        if let Some(e) = engine {
+            files.extend(e.files.clone());
+        }
+        // Of an endpoint whose container is gone, its namespace may still say whose it was.
+        let from_ns = self.find(|s| match s {
+            Spec::EndpointNs(ns) => ns.engine,
+            _ => None,
+        });
+        let runtime = match engine.map(|e| e.engine).or(from_ns) {
+            Some(model::Engine::Podman) => model::Runtime::Podman,
+            Some(model::Engine::Docker) => model::Runtime::Docker,
+            None => model::Runtime::Crun,
+        };
         let spec = spec.unwrap_or(ContainerSpec {
+            runtime,
             image: image_name.clone(),
             run: Vec::new(),
             run_timeout: model::DEFAULT_RUN_TIMEOUT,
-            env: BTreeMap::new(),
-            sysctl: BTreeMap::new(),
-            privileged: false,
-            cpu: None,
-            ram: None,
+            env: engine.map(|e| e.env.clone()).unwrap_or_default(),
+            sysctl: engine.map(|e| e.sysctl.clone()).unwrap_or_default(),
+            privileged: engine.is_some_and(|e| e.privileged),
+            cpu: engine.and_then(|e| e.cpu),
+            ram: engine.and_then(|e| e.ram),
         });
         model::Container {
+            runtime: spec.runtime,
             image: image_name,
             eth: self.eths(),
             files,

@@ -5,7 +5,9 @@
 //! marked `replace` is one the table says replaces its endpoint; every other is in place.
 
 use crate::model::units::{Cidr, Duration, Mac};
-use crate::model::{Accel, C2cRole, Command, DebianImage, File, Impairment, NicModel, VmImage};
+use crate::model::{
+    Accel, C2cRole, Command, DebianImage, Engine, File, Impairment, NicModel, Runtime, VmImage,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -29,6 +31,8 @@ pub enum Kind {
     /// A file written into an endpoint.
     File,
     Container,
+    /// A container made and run by podman or docker from its own image store.
+    Engine,
     Vm,
     /// A NIC of a VM.
     Nic,
@@ -54,6 +58,7 @@ impl Kind {
             Kind::Rootfs => "rootfs",
             Kind::File => "file",
             Kind::Container => "container",
+            Kind::Engine => "engine",
             Kind::Vm => "vm",
             Kind::Nic => "nic",
             Kind::Nat => "nat",
@@ -65,8 +70,9 @@ impl Kind {
 
     /// Every kind, in the order a sweep after an interrupted apply visits them: what runs
     /// in a namespace goes before the namespace, the namespaces before the lab's files.
-    pub const ALL: [Kind; 15] = [
+    pub const ALL: [Kind; 16] = [
         Kind::Container,
+        Kind::Engine,
         Kind::Vm,
         Kind::Nic,
         Kind::Nat,
@@ -166,6 +172,7 @@ pub enum Spec {
     Rootfs(Rootfs),
     File(FileSpec),
     Container(ContainerSpec),
+    Engine(EngineSpec),
     Vm(VmSpec),
     Nic(Nic),
     Nat(NatSpec),
@@ -187,6 +194,7 @@ impl Spec {
             Spec::Rootfs(_) => Kind::Rootfs,
             Spec::File(_) => Kind::File,
             Spec::Container(_) => Kind::Container,
+            Spec::Engine(_) => Kind::Engine,
             Spec::Vm(_) => Kind::Vm,
             Spec::Nic(_) => Kind::Nic,
             Spec::Nat(_) => Kind::Nat,
@@ -216,6 +224,10 @@ pub struct Bridge {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EndpointNs {
     pub kind: String,
+    /// Set when the namespace is that of a container this engine runs, bound under the
+    /// endpoint's name once the engine started it; else cloonix makes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<Engine>,
 }
 
 /// A host interface borrowed into the lab.
@@ -258,8 +270,18 @@ pub struct Port {
 #[serde(tag = "from", rename_all = "lowercase")]
 pub enum ImageRef {
     Builtin,
-    Recipe { name: String, debian: DebianImage },
-    Dir { path: String },
+    Recipe {
+        name: String,
+        debian: DebianImage,
+    },
+    Dir {
+        path: String,
+    },
+    /// An image of an engine's local store, exported into the image cache.
+    Engine {
+        engine: Engine,
+        reference: String,
+    },
 }
 
 impl fmt::Display for ImageRef {
@@ -276,6 +298,7 @@ impl fmt::Display for ImageRef {
                 )
             }
             ImageRef::Dir { path } => f.write_str(path),
+            ImageRef::Engine { engine, reference } => write!(f, "{engine}:{reference}"),
         }
     }
 }
@@ -298,6 +321,10 @@ pub struct FileSpec {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerSpec {
+    /// crun: this resource is the container. podman, docker: the container is an
+    /// [`EngineSpec`] resource; this one starts its image's command and runs `run`.
+    #[serde(default)]
+    pub runtime: Runtime,
     pub image: String,
     pub run: Vec<Command>,
     pub run_timeout: Duration,
@@ -306,6 +333,26 @@ pub struct ContainerSpec {
     pub privileged: bool,
     pub cpu: Option<f64>,
     pub ram: Option<u32>,
+}
+
+/// A container made by podman or docker from an image of its store, with no network of
+/// its own, and started with its image's command held back until cloonix lets it go
+/// (once its files and interfaces are in place).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EngineSpec {
+    pub engine: Engine,
+    /// The engine's image reference.
+    pub image: String,
+    pub env: BTreeMap<String, String>,
+    pub sysctl: BTreeMap<String, String>,
+    pub privileged: bool,
+    pub cpu: Option<f64>,
+    pub ram: Option<u32>,
+    /// Files by absolute path (content inlined, no `source`), in place before the image's
+    /// command starts.
+    pub files: BTreeMap<String, File>,
+    /// A hash of everything that replaces the endpoint (its `run` too).
+    pub instance: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -399,7 +446,10 @@ impl Spec {
         let f = match self {
             Spec::SwitchNs(_) | Spec::Ovs(_) => f,
             Spec::Bridge(b) => f.place("mtu", b.mtu).place("spy", b.spy),
-            Spec::EndpointNs(ns) => f.replace("kind", &ns.kind),
+            // Named as the container's field, whose change it follows.
+            Spec::EndpointNs(ns) => f
+                .replace("kind", &ns.kind)
+                .replace("runtime", ns.engine.map_or("crun", |e| e.as_str())),
             // An endpoint's interface is renamed in place; a tap's host interface is
             // made anew under its new name (the host's names are not cloonix's to move).
             Spec::Veth(v) => f
@@ -415,6 +465,7 @@ impl Spec {
                 .replace("instance", &r.instance),
             Spec::File(x) => f.place("content", &x.content).place("mode", &x.mode),
             Spec::Container(c) => f
+                .replace("runtime", c.runtime)
                 .replace("image", &c.image)
                 .replace("run", &c.run)
                 .place("run_timeout", c.run_timeout)
@@ -423,6 +474,16 @@ impl Spec {
                 .replace("privileged", c.privileged)
                 .replace("cpu", c.cpu)
                 .replace("ram", c.ram),
+            Spec::Engine(e) => f
+                .replace("runtime", e.engine)
+                .replace("image", &e.image)
+                .replace("env", &e.env)
+                .replace("sysctl", &e.sysctl)
+                .replace("privileged", e.privileged)
+                .replace("cpu", e.cpu)
+                .replace("ram", e.ram)
+                .place("files", &e.files)
+                .replace("instance", &e.instance),
             Spec::Vm(v) => f
                 .replace("cpu", v.cpu)
                 .replace("ram", v.ram)
@@ -476,6 +537,7 @@ impl Spec {
             | Spec::Rootfs(_)
             | Spec::File(_)
             | Spec::Container(_)
+            | Spec::Engine(_)
             | Spec::Vm(_)
             | Spec::Nat(_)
             | Spec::A2b(_)

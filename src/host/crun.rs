@@ -179,13 +179,26 @@ pub fn exec_command(
     cmd
 }
 
-/// Runs the commands in order, each with `timeout`, stopping at the first that fails.
+/// Runs the commands in order in a crun container, each with `timeout`, stopping at the
+/// first that fails.
 pub fn run_commands(
     crun_root: &Path,
     id: &str,
     env: &BTreeMap<String, String>,
     commands: &[RunCommand],
     timeout: Duration,
+) -> Vec<RunResult> {
+    run_each(commands, timeout, |argv| {
+        Ok(exec_command(crun_root, id, env, false, argv))
+    })
+}
+
+/// Runs the commands in order, each through the command line `exec` makes of its argv and
+/// with `timeout`, stopping at the first that fails.
+pub fn run_each(
+    commands: &[RunCommand],
+    timeout: Duration,
+    exec: impl Fn(&[String]) -> Result<Command>,
 ) -> Vec<RunResult> {
     let mut results = Vec::new();
     for c in commands {
@@ -196,11 +209,15 @@ pub fn run_commands(
             ),
             RunCommand::Argv(a) => (a.clone(), a.join(" ")),
         };
-        let r = run_with_timeout(
-            exec_command(crun_root, id, env, false, &argv),
-            timeout,
-            shown,
-        );
+        let r = match exec(&argv) {
+            Ok(cmd) => run_with_timeout(cmd, timeout, shown),
+            Err(e) => RunResult {
+                command: shown,
+                exit_code: None,
+                output: e.to_string(),
+                timed_out: false,
+            },
+        };
         let ok = r.ok();
         results.push(r);
         if !ok {

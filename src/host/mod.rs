@@ -5,6 +5,7 @@
 
 pub mod cache;
 pub mod crun;
+pub mod engine;
 pub mod image;
 pub mod intent;
 mod lab;
@@ -78,6 +79,9 @@ pub(crate) fn package_of(program: &str) -> &'static str {
         "slirp4netns" => "slirp4netns",
         "dnsmasq" => "dnsmasq-base",
         "nft" => "nftables",
+        "docker" => "docker.io",
+        "podman" => "podman",
+        "runc" => "runc",
         _ => "the package that provides it",
     }
 }

@@ -108,6 +108,80 @@ fn netns_dir_ready() -> bool {
     ready
 }
 
+/// Binds the network namespace of a running process under `name`, as `ip netns attach`
+/// does: how the namespace of a container that podman or docker made becomes an endpoint's
+/// (`/run/netns/NAME`), so that everything that works in a namespace by its name works in
+/// it. The namespace is opened before the process is checked against its identity, so it
+/// is that process's or nothing. A binding of that very namespace already there is fine;
+/// one of another is replaced.
+pub fn attach(name: &str, process: &super::process::Identity) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let ns = File::open(format!("/proc/{}/ns/net", process.pid))
+        .map_err(io(format!("open the namespace of process {}", process.pid)))?;
+    if !process.alive() {
+        return Err(HostError::Other(format!(
+            "process {} ended before its namespace was bound",
+            process.pid
+        )));
+    }
+    let inode = ns.metadata().map_err(io("stat a namespace"))?.ino();
+    let target = path(name);
+    if exists(name) {
+        if std::fs::metadata(&target).is_ok_and(|m| m.ino() == inode) {
+            return Ok(());
+        }
+        del(name)?;
+    }
+    if !netns_dir_ready() {
+        // The first namespace on this host: `ip` makes /run/netns the shared mount point
+        // that bindings go under. Checked after, since `ip` takes a bare pid.
+        run(
+            Command::new("ip").args(["netns", "attach", name, &process.pid.to_string()]),
+            &format!("bind namespace {name}"),
+        )?;
+        if std::fs::metadata(&target).is_ok_and(|m| m.ino() == inode) && process.alive() {
+            return Ok(());
+        }
+        let _ = del(name);
+        return Err(HostError::Other(format!(
+            "process {} changed while its namespace was bound",
+            process.pid
+        )));
+    }
+    let _ = std::fs::remove_file(&target);
+    File::options()
+        .write(true)
+        .create_new(true)
+        .open(&target)
+        .map_err(io(format!("create {}", target.display())))?;
+    let src = CString::new(format!("/proc/self/fd/{}", ns.as_raw_fd())).expect("no NUL");
+    let dst = CString::new(target.as_os_str().as_encoded_bytes()).expect("no NUL");
+    // SAFETY: C strings that outlive the call; `ns` stays open across it.
+    if unsafe {
+        libc::mount(
+            src.as_ptr(),
+            dst.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND,
+            std::ptr::null(),
+        )
+    } != 0
+    {
+        let e = std::io::Error::last_os_error();
+        let _ = del(name);
+        return Err(io(format!("bind namespace {name}"))(e));
+    }
+    Ok(())
+}
+
+/// The inode of the namespace bound under `name`, if one is.
+pub fn inode(name: &str) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    exists(name)
+        .then(|| std::fs::metadata(path(name)).ok().map(|m| m.ino()))
+        .flatten()
+}
+
 /// Deletes the namespace; one that is gone already is fine.
 pub fn del(name: &str) -> Result<()> {
     let target = path(name);

@@ -233,8 +233,14 @@ fn reopen(handle: &OwnedFd, flags: i32) -> std::io::Result<File> {
 /// Writes `content` at `path` inside `root`, making missing directories, every step
 /// resolved inside the root; what is at the path must be a regular file or nothing.
 pub fn write_file(root: &Path, path: &str, content: &[u8], mode: u32) -> Result<()> {
+    let root_dir = File::open(root).map_err(io(format!("write {path}")))?;
+    write_file_at(&root_dir, path, content, mode)
+}
+
+/// [`write_file`] in the root that `root_dir` is open on (a running container's, say,
+/// opened through `/proc/PID/root` while its process was known to be the one).
+pub fn write_file_at(root_dir: &File, path: &str, content: &[u8], mode: u32) -> Result<()> {
     let what = format!("write {path}");
-    let root_dir = File::open(root).map_err(io(&what))?;
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     let mut prefix = String::new();
     for dir in &parts[..parts.len().saturating_sub(1)] {
@@ -244,10 +250,10 @@ pub fn write_file(root: &Path, path: &str, content: &[u8], mode: u32) -> Result<
             prefix.clone()
         };
         prefix = format!("{prefix}/{dir}");
-        if open_in_root(&root_dir, &prefix, libc::O_PATH | libc::O_DIRECTORY, 0).is_ok() {
+        if open_in_root(root_dir, &prefix, libc::O_PATH | libc::O_DIRECTORY, 0).is_ok() {
             continue;
         }
-        let pfd = open_in_root(&root_dir, &parent, libc::O_PATH | libc::O_DIRECTORY, 0)
+        let pfd = open_in_root(root_dir, &parent, libc::O_PATH | libc::O_DIRECTORY, 0)
             .map_err(io(&what))?;
         let name = CString::new(*dir).map_err(|_| HostError::Other(format!("{what}: bad name")))?;
         // SAFETY: mkdirat relative to a directory fd we hold.
@@ -258,7 +264,7 @@ pub fn write_file(root: &Path, path: &str, content: &[u8], mode: u32) -> Result<
             }
         }
     }
-    let mut f = match look(&root_dir, path).map_err(io(&what))? {
+    let mut f = match look(root_dir, path).map_err(io(&what))? {
         Found::Regular(handle) => {
             let f = reopen(&handle, libc::O_WRONLY).map_err(io(&what))?;
             f.set_len(0).map_err(io(&what))?;
@@ -267,7 +273,7 @@ pub fn write_file(root: &Path, path: &str, content: &[u8], mode: u32) -> Result<
         // Made new and exclusive: if anything took the path meanwhile, this fails.
         Found::Nothing => File::from(
             open_in_root(
-                &root_dir,
+                root_dir,
                 path,
                 libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_NONBLOCK,
                 mode,
@@ -288,11 +294,16 @@ pub fn write_file(root: &Path, path: &str, content: &[u8], mode: u32) -> Result<
 /// Removes `path` inside `root`, resolved inside it; one that is gone is fine. Whatever is
 /// there is unlinked, not opened.
 pub fn remove_file(root: &Path, path: &str) -> Result<()> {
+    let root_dir = File::open(root).map_err(io(format!("remove {path}")))?;
+    remove_file_at(&root_dir, path)
+}
+
+/// [`remove_file`] in the root that `root_dir` is open on.
+pub fn remove_file_at(root_dir: &File, path: &str) -> Result<()> {
     let what = format!("remove {path}");
-    let root_dir = File::open(root).map_err(io(&what))?;
     let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
     let parent = if parent.is_empty() { "." } else { parent };
-    let Ok(pfd) = open_in_root(&root_dir, parent, libc::O_PATH | libc::O_DIRECTORY, 0) else {
+    let Ok(pfd) = open_in_root(root_dir, parent, libc::O_PATH | libc::O_DIRECTORY, 0) else {
         return Ok(());
     };
     let name = CString::new(name).map_err(|_| HostError::Other(format!("{what}: bad name")))?;
@@ -353,8 +364,12 @@ pub fn lookup(root: &Path, command: &str) -> Lookup {
 /// Reads `path` inside `root` (at most [`MAX_READ`] bytes); None when there is no regular
 /// file there or it cannot be read.
 pub fn read_file(root: &Path, path: &str) -> Option<String> {
-    let root_dir = File::open(root).ok()?;
-    let Found::Regular(handle) = look(&root_dir, path).ok()? else {
+    read_file_at(&File::open(root).ok()?, path)
+}
+
+/// [`read_file`] in the root that `root_dir` is open on.
+pub fn read_file_at(root_dir: &File, path: &str) -> Option<String> {
+    let Found::Regular(handle) = look(root_dir, path).ok()? else {
         return None;
     };
     let mut bytes = Vec::new();

@@ -1,6 +1,10 @@
 //! A container run by crun in its endpoint's namespaces, on its root filesystem, with a
 //! small init as pid 1; its `run` commands run once, in order, when it starts.
 //!
+//! For a container that podman or docker runs (`engine.rs` makes it), this resource is
+//! its start: once its files and interfaces are in place it lets the image's command go,
+//! then runs `run` through the engine's exec; it records the engine container's init.
+//!
 //! Its receipt holds its init's identity (the only way it is ever signalled) and where its
 //! `run` commands are: a container whose commands were interrupted is tainted, so the
 //! next apply replaces it rather than run them twice or trust a half-configured endpoint.
@@ -10,7 +14,7 @@ use crate::graph::{ContainerSpec, Resource, ResourceId};
 use crate::host::crun::{self, RunResult};
 use crate::host::process::{self, Identity};
 use crate::host::rootfs::{self, Lookup};
-use crate::host::{HostError, Lab, Result, netns};
+use crate::host::{HostError, Lab, Result, engine, netns};
 use crate::status::{Health, LabStatus};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -63,6 +67,9 @@ impl super::Driver for Driver {
     type Receipt = Receipt;
 
     fn create(cx: &StepCx, c: &ContainerSpec) -> Result<Receipt> {
+        if let Some(e) = c.runtime.engine() {
+            return start_engine(cx, c, e);
+        }
         let (lab, name) = (cx.lab, cx.name());
         let paths = super::rootfs::paths(lab, name);
         let id = lab.container_id(name);
@@ -82,7 +89,7 @@ impl super::Driver for Driver {
             privileged: c.privileged,
         };
         let init = crun::start(&lab.crun_root(), &paths, &spec)?;
-        let mut receipt = Receipt {
+        let receipt = Receipt {
             init: Some(init),
             runs: RunState::Running,
         };
@@ -94,17 +101,7 @@ impl super::Driver for Driver {
             &c.run,
             Duration::from_millis(c.run_timeout.0),
         );
-        let failed = results.iter().find(|r| !r.ok()).map(describe_failure);
-        receipt.runs = RunState::Done(results);
-        match failed {
-            None => Ok(receipt),
-            // The container runs: record it, so that no later apply runs its commands
-            // again, and report the failure.
-            Some(msg) => {
-                cx.checkpoint(&receipt)?;
-                Err(HostError::RunFailed(msg))
-            }
-        }
+        finish(cx, receipt, results)
     }
 
     /// Only `run_timeout` changes in place, and it only matters to the next start.
@@ -117,7 +114,11 @@ impl super::Driver for Driver {
         Ok(r)
     }
 
-    fn destroy(cx: &StepCx, _c: &ContainerSpec, r: Receipt) -> Result<()> {
+    /// An engine's container goes with its engine resource.
+    fn destroy(cx: &StepCx, c: &ContainerSpec, r: Receipt) -> Result<()> {
+        if c.runtime.engine().is_some() {
+            return Ok(());
+        }
         crun::delete(&cx.lab.crun_root(), &cx.lab.container_id(cx.name()), r.init)
     }
 
@@ -169,7 +170,7 @@ impl super::Driver for Driver {
         if let RunState::Done(results) = &rc.runs {
             ep.run = results.clone();
         }
-        if c.cpu.is_some() || c.ram.is_some() {
+        if c.runtime.engine().is_none() && (c.cpu.is_some() || c.ram.is_some()) {
             ep.notes
                 .push(format!("cpu/ram limits {LIMITS_NOT_ENFORCED}"));
         }
@@ -191,6 +192,8 @@ impl super::Driver for Driver {
         r: &Receipt,
         req: &ExecRequest,
     ) -> Option<Result<i32>> {
+        // An engine's container is reached through its engine resource.
+        c.runtime.engine().is_none().then_some(())?;
         let run = || -> Result<i32> {
             if !r.init.as_ref().is_some_and(Identity::alive) {
                 return Err(HostError::Other(format!(
@@ -218,4 +221,34 @@ impl super::Driver for Driver {
         };
         Some(run())
     }
+}
+
+/// Records the `run` results; a failure is reported once the container is recorded as
+/// running, so that no later apply runs its commands again.
+fn finish(cx: &StepCx, mut receipt: Receipt, results: Vec<RunResult>) -> Result<Receipt> {
+    let failed = results.iter().find(|r| !r.ok()).map(describe_failure);
+    receipt.runs = RunState::Done(results);
+    match failed {
+        None => Ok(receipt),
+        Some(msg) => {
+            cx.checkpoint(&receipt)?;
+            Err(HostError::RunFailed(msg))
+        }
+    }
+}
+
+/// Lets the engine's container's image command go, then runs `run` through its exec.
+fn start_engine(cx: &StepCx, c: &ContainerSpec, e: crate::model::Engine) -> Result<Receipt> {
+    let name = cx.lab.container_id(cx.name());
+    let init = engine::init(e, &name)?;
+    let receipt = Receipt {
+        init: Some(init),
+        runs: RunState::Running,
+    };
+    cx.checkpoint(&receipt)?;
+    super::engine::open_gate(cx.lab, cx.name())?;
+    let results = crun::run_each(&c.run, Duration::from_millis(c.run_timeout.0), |argv| {
+        engine::exec_command(e, &name, false, argv)
+    });
+    finish(cx, receipt, results)
 }

@@ -11,6 +11,7 @@
 mod bridge;
 mod container;
 mod endpoint_ns;
+mod engine;
 mod facts;
 mod file;
 mod nat;
@@ -280,6 +281,11 @@ macro_rules! dispatch {
                 type $d = container::Driver;
                 $body
             }
+            Spec::Engine($s) => {
+                #[allow(dead_code)]
+                type $d = engine::Driver;
+                $body
+            }
             Spec::Vm($s) => {
                 #[allow(dead_code)]
                 type $d = not_yet::NotYet<crate::graph::VmSpec>;
@@ -326,6 +332,7 @@ pub fn sweep(kind: Kind, lab: &Lab) -> Vec<(String, HostError)> {
         Kind::Rootfs => rootfs::Driver::sweep(lab),
         Kind::File => file::Driver::sweep(lab),
         Kind::Container => container::Driver::sweep(lab),
+        Kind::Engine => engine::Driver::sweep(lab),
         Kind::Vm => not_yet::NotYet::<crate::graph::VmSpec>::sweep(lab),
         Kind::Nic => not_yet::NotYet::<crate::graph::Nic>::sweep(lab),
         Kind::Nat => nat::Driver::sweep(lab),
@@ -465,6 +472,7 @@ mod tests {
             | Kind::Rootfs
             | Kind::File
             | Kind::Container
+            | Kind::Engine
             | Kind::Vm
             | Kind::Nic
             | Kind::Nat
@@ -472,6 +480,6 @@ mod tests {
             | Kind::C2c
             | Kind::Phy => 1,
         };
-        assert_eq!(Kind::ALL.iter().map(|k| count(*k)).sum::<usize>(), 15);
+        assert_eq!(Kind::ALL.iter().map(|k| count(*k)).sum::<usize>(), 16);
     }
 }

@@ -24,7 +24,8 @@ fn endpoint_kind(r: &ResourceId) -> &'static str {
         | crate::graph::Kind::Port
         | crate::graph::Kind::Rootfs
         | crate::graph::Kind::File
-        | crate::graph::Kind::Container => "this",
+        | crate::graph::Kind::Container
+        | crate::graph::Kind::Engine => "this",
     }
 }
 

@@ -4,7 +4,7 @@
 use super::{Facts, HostView, Needs, Refusal, Seen, StepCx};
 use crate::graph::{ImageRef, Resource, ResourceId, Rootfs};
 use crate::host::rootfs::{self, Paths};
-use crate::host::{HostError, Lab, Result, image};
+use crate::host::{HostError, Lab, Result, engine, image};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -39,6 +39,9 @@ fn image_dir(image: &ImageRef, progress: &dyn Fn(&str)) -> Result<PathBuf> {
         ImageRef::Recipe { name, .. } => Err(HostError::Other(format!(
             "image `{name}`: building images from Debian packages is not supported yet"
         ))),
+        ImageRef::Engine { engine, reference } => {
+            engine::export::rootfs(*engine, reference, progress)
+        }
     }
 }
 
@@ -54,6 +57,13 @@ impl super::Driver for Driver {
                     "image `{name}`: building images from Debian packages is not supported yet"
                 ),
             )],
+            // The engine answers and has the image: what its export needs.
+            ImageRef::Engine { engine, reference } => engine::ready(*engine)
+                .and_then(|()| engine::image(*engine, reference))
+                .err()
+                .map(|e| Refusal::new("image", e.to_string()))
+                .into_iter()
+                .collect(),
             ImageRef::Builtin | ImageRef::Dir { .. } => Vec::new(),
         }
     }

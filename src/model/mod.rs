@@ -6,6 +6,7 @@
 
 mod emit;
 mod load;
+pub mod reference;
 pub mod units;
 
 pub use emit::to_yaml;
@@ -125,12 +126,85 @@ impl Endpoint {
 
 pub const BUILTIN_IMAGE: &str = "busybox";
 
+/// What runs a container.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Runtime {
+    /// crun, driven by cloonix, on a copy-on-write view of the image.
+    #[default]
+    Crun,
+    /// podman runs it from its own image store; cloonix manages its interfaces.
+    Podman,
+    /// docker runs it from its own image store; cloonix manages its interfaces.
+    Docker,
+}
+
+impl Runtime {
+    /// The engine that runs the container, if not crun.
+    pub fn engine(self) -> Option<Engine> {
+        match self {
+            Runtime::Crun => None,
+            Runtime::Podman => Some(Engine::Podman),
+            Runtime::Docker => Some(Engine::Docker),
+        }
+    }
+
+    fn is_crun(&self) -> bool {
+        *self == Runtime::Crun
+    }
+}
+
+/// A container engine with an image store of its own.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    Podman,
+    Docker,
+}
+
+impl Engine {
+    pub const ALL: [Engine; 2] = [Engine::Podman, Engine::Docker];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Engine::Podman => "podman",
+            Engine::Docker => "docker",
+        }
+    }
+
+    /// An engine image named for crun (`podman:REF`, `docker:REF`): its engine and
+    /// reference.
+    pub fn image_of(image: &str) -> Option<(Engine, &str)> {
+        Engine::ALL.into_iter().find_map(|e| {
+            image
+                .strip_prefix(e.as_str())
+                .and_then(|r| r.strip_prefix(':'))
+                .map(|r| (e, r))
+        })
+    }
+}
+
+impl std::fmt::Display for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A container.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Container {
-    /// `busybox` (built in), a name from `images:`, or a root filesystem directory
-    /// (relative to the topology file; outside its directory needs `--allow-host`).
+    /// What runs it: `crun` (default), or `podman` or `docker`, which run it from their own
+    /// image store, with no network of their own; cloonix manages its interfaces either way.
+    #[serde(default, skip_serializing_if = "Runtime::is_crun")]
+    pub runtime: Runtime,
+    /// For crun: `busybox` (built in), a name from `images:`, a root filesystem directory
+    /// (relative to the topology file; outside its directory needs `--allow-host`), or
+    /// `podman:REF` / `docker:REF`, an image of that engine's local store exported once
+    /// into a cached root filesystem. For podman and docker: an image reference of the
+    /// engine's local store (cloonix never pulls).
     #[serde(default = "builtin_image")]
     pub image: String,
     /// The interfaces, in order; each is known by its `name` (default `eth<position>`).

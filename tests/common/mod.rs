@@ -15,11 +15,18 @@ pub const NEEDS_ROOT: &str = "needs root: run the suite as root, as CI does";
 pub struct Lab {
     pub name: String,
     pub dir: PathBuf,
+    /// Environment of every cloonix command of this lab (`DOCKER_HOST`, say).
+    pub env: Vec<(String, String)>,
 }
 
 impl Lab {
     /// A fresh lab of that name (any leftover of an earlier run destroyed first).
     pub fn new(name: &str) -> Lab {
+        Lab::with_env(name, &[])
+    }
+
+    /// A fresh lab whose cloonix commands run with `env` added to the test's environment.
+    pub fn with_env(name: &str, env: &[(&str, &str)]) -> Lab {
         // SAFETY: geteuid has no preconditions.
         assert_eq!(unsafe { libc::geteuid() }, 0, "{NEEDS_ROOT}");
         let dir = std::env::temp_dir().join(format!("cloonix-test-{name}"));
@@ -28,6 +35,10 @@ impl Lab {
         let lab = Lab {
             name: name.to_string(),
             dir,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         lab.cloonix(&["destroy", name]);
         lab
@@ -42,6 +53,7 @@ impl Lab {
     pub fn cloonix(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_cloonix"))
             .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .output()
             .unwrap()
     }
@@ -51,6 +63,7 @@ impl Lab {
     pub fn kill_after(&self, args: &[&str], word: &str, n: usize) -> usize {
         let mut child = Command::new(env!("CARGO_BIN_EXE_cloonix"))
             .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()

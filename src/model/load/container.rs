@@ -12,6 +12,7 @@ use std::path::{Component, Path};
 
 impl Cx {
     pub(super) fn container(&mut self, f: &mut Fields) -> Option<Container> {
+        let runtime = f.opt("runtime");
         let image = f.opt("image");
         let eth = f.opt("eth");
         let files = f.opt("files");
@@ -23,9 +24,22 @@ impl Cx {
         let cpu = f.opt("cpu");
         let ram = f.opt("ram");
 
-        let image = match image {
-            Some(n) => self.container_image(n),
-            None => Some(BUILTIN_IMAGE.to_string()),
+        let runtime = match runtime {
+            Some(n) => self.runtime(n),
+            None => Some(Runtime::Crun),
+        };
+        let image = match (image, runtime.and_then(Runtime::engine)) {
+            (Some(n), Some(engine)) => self.engine_reference(n, engine),
+            (Some(n), None) => self.container_image(n),
+            (None, Some(engine)) => {
+                self.err(
+                    f.pos,
+                    format!("a {engine} container needs `image`"),
+                    format!("the reference of an image in {engine}'s local store, e.g. `image: localhost/frr:latest`"),
+                );
+                None
+            }
+            (None, None) => Some(BUILTIN_IMAGE.to_string()),
         };
         let eth = present_or_empty(eth.map(|n| self.eths(n)));
         let files = present_or_empty(files.map(|n| self.files(n)));
@@ -49,6 +63,7 @@ impl Cx {
         let cpu = cpu.map(|n| self.number::<f64>(n, "cpu", (0.01, 1024.0)));
         let ram = ram.map(|n| self.number::<u32>(n, "ram", (16.0, 1_048_576.0)));
         Some(Container {
+            runtime: runtime?,
             image: image?,
             eth: eth?,
             files: files?,
@@ -62,9 +77,59 @@ impl Cx {
         })
     }
 
+    fn runtime(&mut self, node: &Node) -> Option<Runtime> {
+        match self.string(node, "runtime")?.as_str() {
+            "crun" => Some(Runtime::Crun),
+            "podman" => Some(Runtime::Podman),
+            "docker" => Some(Runtime::Docker),
+            other => {
+                let hint = match did_you_mean(other, ["crun", "podman", "docker"]) {
+                    Some(r) => format!("did you mean `{r}`?"),
+                    None => "use `crun` (the default), `podman` or `docker`".into(),
+                };
+                self.err(node.pos, format!("unknown runtime `{other}`"), hint);
+                None
+            }
+        }
+    }
+
+    /// An image reference for `engine`, checked against the reference grammar: it reaches
+    /// the engine's command line, where nothing else may be read into it.
+    fn reference(&mut self, node: &Node, engine: Engine, r: &str) -> Option<()> {
+        match super::super::reference::check(r) {
+            Ok(()) => Some(()),
+            Err(why) => {
+                self.err(
+                    node.pos,
+                    format!("`{r}` is not an image reference of {engine}'s: {why}"),
+                    "e.g. `localhost/frr:latest`, `quay.io/frrouting/frr:9.1.0`",
+                );
+                None
+            }
+        }
+    }
+
+    fn engine_reference(&mut self, node: &Node, engine: Engine) -> Option<String> {
+        let image = self.string(node, "image")?;
+        if let Some((named, r)) = Engine::image_of(&image) {
+            self.err(
+                node.pos,
+                format!("a {engine} container's image is {engine}'s own reference, not `{image}`"),
+                format!("write `image: {r}`; `{named}:REF` is for crun containers"),
+            );
+            return None;
+        }
+        self.reference(node, engine, &image)?;
+        Some(image)
+    }
+
     pub(super) fn container_image(&mut self, node: &Node) -> Option<String> {
         let image = self.string(node, "image")?;
         if image == BUILTIN_IMAGE || self.images.contains(&image) {
+            return Some(image);
+        }
+        if let Some((engine, r)) = Engine::image_of(&image) {
+            self.reference(node, engine, r)?;
             return Some(image);
         }
         if image.contains('/') || image.starts_with('.') {
@@ -78,7 +143,8 @@ impl Cx {
             .flatten();
         let hint = match suggestion {
             Some(i) => format!("did you mean `{i}`?"),
-            None => "use `busybox`, a name from `images:`, or a directory path such as `./rootfs`"
+            None => "use `busybox`, a name from `images:`, a directory path such as `./rootfs`, \
+                     or `podman:REF` / `docker:REF`"
                 .into(),
         };
         self.err(node.pos, format!("unknown image `{image}`"), hint);

@@ -227,7 +227,7 @@ impl Cx {
         };
         let container = kind_of(value) == "cnt";
         for (field, node) in fields {
-            if !container || field.name == "image" {
+            if !container || field.name == "image" || field.name == "runtime" {
                 self.positions
                     .insert(format!("{}.{}", key.name, field.name), node.pos);
                 self.positions.insert(key.name.clone(), key.pos);
