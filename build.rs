@@ -1,5 +1,6 @@
-//! Marks builds made without root, so that tests which build real labs show as ignored,
-//! with the reason, instead of passing without running.
+//! Marks builds made without root (and on hosts whose cgroups crun cannot use), so that
+//! tests which need them show as ignored, with the reason, instead of passing without
+//! running.
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(cloonix_not_root)");
@@ -11,5 +12,20 @@ fn main() {
         .and_then(|ids| ids.split_whitespace().nth(1).map(String::from));
     if euid.as_deref() != Some("0") {
         println!("cargo::rustc-cfg=cloonix_not_root");
+    }
+    // Hosts whose cgroups crun can use (a unified cgroup2 hierarchy, and CAP_SYS_RESOURCE
+    // for its device filter): the tests of enforced limits run only there.
+    println!("cargo::rustc-check-cfg=cfg(cloonix_no_cgroups)");
+    let unified = std::process::Command::new("stat")
+        .args(["-fc", "%T", "/sys/fs/cgroup"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "cgroup2fs");
+    let effective = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+        .unwrap_or(0);
+    if !unified || effective & (1 << 24) == 0 {
+        println!("cargo::rustc-cfg=cloonix_no_cgroups");
     }
 }

@@ -59,13 +59,13 @@ pub fn run(file: &Path, o: &Options) -> i32 {
             && c.runtime.engine().is_none()
         {
             containers = true;
-            if c.cpu.is_some() || c.ram.is_some() {
+            if (c.cpu.is_some() || c.ram.is_some()) && !cloonix::host::cgroups::usable() {
                 errln!("warning: {name}: cpu/ram limits {LIMITS_NOT_ENFORCED}");
             }
         }
     }
-    if containers {
-        errln!("note: {}", cloonix::host::oci::NO_CGROUPS);
+    if let (true, Some(note)) = (containers, cloonix::host::cgroups::unusable_note()) {
+        errln!("note: {note}");
     }
     let mut applied = intent::Applied {
         file: absolute(file),

@@ -41,41 +41,49 @@ pub fn start(crun_root: &Path, p: &Paths, s: &Spec) -> Result<Identity> {
     let log = p.dir.join("crun.log");
     let log_file = File::create(&log).map_err(io("create the crun log"))?;
     let mut cmd = Command::new("crun");
+    let manager = match s.cgroup {
+        Some(_) => "--cgroup-manager=cgroupfs",
+        None => "--cgroup-manager=disabled",
+    };
     cmd.arg("--root")
         .arg(crun_root)
-        .args(["--cgroup-manager=disabled", "run", "-d", "--bundle"])
+        .args([manager, "run", "-d", "--bundle"])
         .arg(&p.dir)
         .arg(s.id)
         .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::from(log_file.try_clone().map_err(io("crun log"))?))
         .stderr(Stdio::from(log_file));
+    // Without cgroups, crun 1.8 refuses this kind of host's hybrid layout unless it sees a
+    // cgroup2 hierarchy: it runs in a private mount namespace where it does.
     // SAFETY: between fork and exec only syscalls run, on constant C strings.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::unshare(libc::CLONE_NEWNS) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            let none = c"none".as_ptr();
-            if libc::mount(
-                none,
-                c"/".as_ptr(),
-                std::ptr::null(),
-                libc::MS_REC | libc::MS_PRIVATE,
-                std::ptr::null(),
-            ) != 0
-                || libc::mount(
+    if s.cgroup.is_none() {
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let none = c"none".as_ptr();
+                if libc::mount(
                     none,
-                    c"/sys/fs/cgroup".as_ptr(),
-                    c"cgroup2".as_ptr(),
-                    0,
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
                     std::ptr::null(),
                 ) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+                    || libc::mount(
+                        none,
+                        c"/sys/fs/cgroup".as_ptr(),
+                        c"cgroup2".as_ptr(),
+                        0,
+                        std::ptr::null(),
+                    ) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
     }
     let status = cmd.status().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => HostError::Missing {

@@ -4,6 +4,7 @@
 //! (`crate::kinds`) call in with what they need.
 
 pub mod cache;
+pub mod cgroups;
 pub mod crun;
 pub mod engine;
 pub mod image;

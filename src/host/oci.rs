@@ -30,10 +30,14 @@ pub struct Spec<'a> {
     pub env: &'a BTreeMap<String, String>,
     pub sysctl: &'a BTreeMap<String, String>,
     pub privileged: bool,
+    /// Its cgroup, where the host lets crun use them (see cgroups.rs).
+    pub cgroup: Option<String>,
+    pub cpu: Option<f64>,
+    pub ram: Option<u32>,
 }
 
 /// Docker's default capabilities but MKNOD (a device node is only harmless where a device
-/// cgroup limits what it reaches, and this host offers none), plus NET_ADMIN.
+/// cgroup limits what it reaches: added where cgroups hold one), plus NET_ADMIN.
 const CAPS: [&str; 14] = [
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
@@ -50,10 +54,6 @@ const CAPS: [&str; 14] = [
     "CAP_AUDIT_WRITE",
     "CAP_NET_ADMIN",
 ];
-
-/// Why MKNOD is not granted and cpu/ram limits are not enforced on this host.
-pub const NO_CGROUPS: &str = "this host's cgroups cannot be used by crun (a v1/v2 hybrid): \
-    no device allow-list, so containers get no MKNOD, and cpu/ram limits are not enforced";
 
 /// Docker's masked paths and podman's, together.
 const MASKED: [&str; 14] = [
@@ -142,13 +142,20 @@ fn all_caps() -> Vec<String> {
 }
 
 /// The seccomp filter of every non-privileged container, resolved once per run of cloonix
-/// (they all have the same capabilities).
-fn filter() -> std::result::Result<&'static Value, &'static seccomp::SeccompError> {
-    static FILTER: std::sync::OnceLock<std::result::Result<Value, seccomp::SeccompError>> =
-        std::sync::OnceLock::new();
-    FILTER
-        .get_or_init(|| seccomp::for_container(&CAPS))
-        .as_ref()
+/// (they all have the same capabilities: with MKNOD where cgroups hold, or without).
+fn filter(mknod: bool) -> std::result::Result<&'static Value, &'static seccomp::SeccompError> {
+    type Filter = std::sync::OnceLock<std::result::Result<Value, seccomp::SeccompError>>;
+    static WITH: Filter = std::sync::OnceLock::new();
+    static WITHOUT: Filter = std::sync::OnceLock::new();
+    let (cell, extra) = match mknod {
+        true => (&WITH, Some("CAP_MKNOD")),
+        false => (&WITHOUT, None),
+    };
+    cell.get_or_init(|| {
+        let caps: Vec<&str> = CAPS.iter().copied().chain(extra).collect();
+        seccomp::for_container(&caps)
+    })
+    .as_ref()
 }
 
 /// The environment every process of the container starts with.
@@ -164,7 +171,11 @@ pub fn config(p: &Paths, s: &Spec) -> Result<Value> {
     let caps: Vec<String> = if s.privileged {
         all_caps()
     } else {
-        CAPS.iter().map(|c| c.to_string()).collect()
+        let mut caps: Vec<String> = CAPS.iter().map(|c| c.to_string()).collect();
+        if s.cgroup.is_some() {
+            caps.push("CAP_MKNOD".into());
+        }
+        caps
     };
     let sysfs = if s.privileged {
         json!(["nosuid", "noexec", "nodev"])
@@ -187,6 +198,14 @@ pub fn config(p: &Paths, s: &Spec) -> Result<Value> {
         ],
         "sysctl": s.sysctl,
     });
+    if let Some(path) = &s.cgroup {
+        linux["cgroupsPath"] = path.clone().into();
+        let mut resources = super::cgroups::resources(s.cpu, s.ram);
+        if s.privileged {
+            resources["devices"] = json!([{"allow": true, "access": "rwm"}]);
+        }
+        linux["resources"] = resources;
+    }
     if !s.privileged {
         // Made before /proc/sys turns read-only, and kept writable under it: the net
         // sysctls a process sees are those of its own network namespace.
@@ -196,7 +215,7 @@ pub fn config(p: &Paths, s: &Spec) -> Result<Value> {
         );
         linux["maskedPaths"] = json!(MASKED);
         linux["readonlyPaths"] = json!(READONLY);
-        linux["seccomp"] = filter()
+        linux["seccomp"] = filter(s.cgroup.is_some())
             .map_err(|e| HostError::Other(format!("container {}: {e}", s.id)))?
             .clone();
     }

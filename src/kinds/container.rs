@@ -14,16 +14,14 @@ use crate::graph::{ContainerSpec, Resource, ResourceId};
 use crate::host::crun::{self, RunResult};
 use crate::host::process::{self, Identity};
 use crate::host::rootfs::{self, Lookup};
-use crate::host::{HostError, Lab, Result, engine, netns};
+use crate::host::{HostError, Lab, Result, cgroups, engine, netns};
 use crate::status::{Health, LabStatus};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-/// Why `cpu` and `ram` limits are not enforced here: crun runs without a cgroup manager
-/// (it refuses this kind of host's hybrid cgroups), so nothing can hold a container to
-/// them. Said by `apply` and `status` for every container that sets one.
-pub const LIMITS_NOT_ENFORCED: &str =
-    "not enforced: crun runs without a cgroup manager on this host";
+/// Why `cpu` and `ram` limits are not enforced where cgroups cannot be used (see
+/// host/cgroups.rs): said by `apply` and `status` for every container that sets one.
+pub const LIMITS_NOT_ENFORCED: &str = "not enforced: crun runs without cgroups on this host";
 
 /// Where a container's `run` commands are.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -87,6 +85,9 @@ impl super::Driver for Driver {
             env: &c.env,
             sysctl: &c.sysctl,
             privileged: c.privileged,
+            cgroup: cgroups::usable().then(|| cgroups::path(&lab.name, name)),
+            cpu: c.cpu,
+            ram: c.ram,
         };
         let init = crun::start(&lab.crun_root(), &paths, &spec)?;
         let receipt = Receipt {
@@ -119,7 +120,9 @@ impl super::Driver for Driver {
         if c.runtime.engine().is_some() {
             return Ok(());
         }
-        crun::delete(&cx.lab.crun_root(), &cx.lab.container_id(cx.name()), r.init)
+        crun::delete(&cx.lab.crun_root(), &cx.lab.container_id(cx.name()), r.init)?;
+        cgroups::remove(&cx.lab.name, cx.name());
+        Ok(())
     }
 
     /// Every container's init gets SIGKILL at once; each is waited for by `destroy`.
@@ -170,16 +173,21 @@ impl super::Driver for Driver {
         if let RunState::Done(results) = &rc.runs {
             ep.run = results.clone();
         }
-        if c.runtime.engine().is_none() && (c.cpu.is_some() || c.ram.is_some()) {
-            ep.notes
-                .push(format!("cpu/ram limits {LIMITS_NOT_ENFORCED}"));
+        // podman and docker hold their containers in cgroups of their own.
+        if let (None, Some(note)) = (c.runtime.engine(), cgroups::unusable_note()) {
+            if c.cpu.is_some() || c.ram.is_some() {
+                ep.notes
+                    .push(format!("cpu/ram limits {LIMITS_NOT_ENFORCED}"));
+            }
+            out.note(&note);
         }
-        out.note(crate::host::oci::NO_CGROUPS);
     }
 
     /// Every process whose root is in the lab's state directory: its containers'.
     fn sweep(lab: &Lab) -> Vec<(String, HostError)> {
-        match process::kill_all(&process::find_rooted_under(&lab.state)) {
+        let killed = process::kill_all(&process::find_rooted_under(&lab.state));
+        cgroups::sweep(&lab.name);
+        match killed {
             Ok(()) => Vec::new(),
             Err(e) => vec![("containers".into(), e)],
         }
