@@ -10,6 +10,7 @@ pub mod host;
 pub mod kinds;
 pub mod model;
 pub mod observe;
+pub mod picture;
 pub mod plan;
 pub mod status;
 pub mod yaml;

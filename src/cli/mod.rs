@@ -5,6 +5,7 @@ mod destroy;
 mod diff;
 mod docs;
 mod exec;
+mod graph;
 mod images;
 mod out;
 mod progress;
@@ -95,6 +96,13 @@ enum Command {
     },
     /// Open a shell on an endpoint.
     Shell { lab: String, node: String },
+    /// The topology as a picture on stdout: a file as it asks for the lab, or a running lab.
+    Graph {
+        /// A topology file (`-` reads standard input), or a lab name.
+        target: String,
+        #[arg(short, long, value_enum, default_value = "dot")]
+        format: graph::Format,
+    },
     /// Print a shell completion script, e.g. `cloonix completions bash >
     /// /usr/share/bash-completion/completions/cloonix`.
     Completions { shell: clap_complete::Shell },
@@ -180,6 +188,7 @@ fn command(command: Command) -> i32 {
             let tty = std::io::IsTerminal::is_terminal(&std::io::stdin());
             exec::run(&lab, &node, &["/bin/sh".into()], tty)
         }
+        Command::Graph { target, format } => graph::run(&target, format),
         Command::Completions { shell } => docs::completions(shell),
         Command::Man { dir } => docs::man(dir.as_deref()),
     }

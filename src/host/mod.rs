@@ -72,6 +72,7 @@ pub(crate) fn package_of(program: &str) -> &'static str {
         "ip" => "iproute2",
         "ovsdb-server" | "ovs-vswitchd" | "ovsdb-tool" => "openvswitch-switch",
         "crun" => "crun",
+        "dot" => "graphviz",
         "catatonit" => "catatonit",
         "unshare" | "mount" | "umount" => "util-linux",
         _ => "the package that provides it",
