@@ -130,3 +130,37 @@ fn what_is_neither_file_nor_lab_is_refused() {
     let out = graph(&["topologies/ring.yaml", "--format", "png"]);
     assert_eq!(out.status.code(), Some(1), "a usage error exits 1");
 }
+
+#[test]
+fn the_readme_picture_is_of_ring_as_it_is() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let svg = std::fs::read_to_string(root.join("docs/ring.svg")).unwrap();
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..Default::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(&svg, options).unwrap();
+    let mut drawn: Vec<String> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("title"))
+        .filter_map(|n| n.text())
+        .filter(|t| t.starts_with("lan:") || t.starts_with("ep:"))
+        .map(String::from)
+        .collect();
+    drawn.sort();
+    let t = cloonix::model::load(&root.join("topologies/ring.yaml"))
+        .unwrap()
+        .topology;
+    let mut nodes: Vec<String> = t.lans.keys().map(|l| format!("lan:{l}")).collect();
+    for (name, ep) in &t.endpoints {
+        nodes.push(format!("ep:{name}"));
+        if let cloonix::model::Endpoint::Cnt(c) = ep {
+            nodes.extend(c.eth.iter().map(|e| format!("ep:{name}--lan:{}", e.lan)));
+        }
+    }
+    nodes.sort();
+    assert_eq!(
+        drawn, nodes,
+        "docs/ring.svg is stale: cloonix graph topologies/ring.yaml --format svg > docs/ring.svg"
+    );
+}
