@@ -63,10 +63,12 @@ pub fn run(lab: &str, target: &str, o: &Options) -> i32 {
         }
     };
     errln!("capturing {} of lab {lab} (Ctrl-C to stop)", session.target);
-    let (end, count) = pump(&mut session, out, &signals, o.count);
+    // A count kept up to date on the terminal, only when the frames go to a file: a reader
+    // on the other end of stdout (`| tcpdump -r -`) prints on that terminal too.
+    let live = std::io::stderr().is_terminal() && o.write.is_some_and(|p| p != Path::new("-"));
+    let (end, count) = pump(&mut session, out, &signals, o.count, live);
     let (_, dropped) = session.listener().stats();
     let removed = session.stop();
-    let live = std::io::stderr().is_terminal();
     if live {
         err!("\r\x1b[K");
     }
@@ -118,7 +120,13 @@ fn output(write: Option<&Path>) -> Result<File, String> {
 const BURST: usize = 4096;
 
 /// Copies frames from the capture to `out` until it ends; how, and how many frames.
-fn pump(session: &mut Session, out: File, signals: &Signals, limit: Option<u64>) -> (End, u64) {
+fn pump(
+    session: &mut Session,
+    out: File,
+    signals: &Signals,
+    limit: Option<u64>,
+    live: bool,
+) -> (End, u64) {
     let watch = out.try_clone().ok();
     let mut w = match pcap::Writer::new(BufWriter::with_capacity(1 << 20, out)) {
         Ok(w) => w,
@@ -128,7 +136,6 @@ fn pump(session: &mut Session, out: File, signals: &Signals, limit: Option<u64>)
     if let Err(e) = w.flush() {
         return (written(e), 0);
     }
-    let live = std::io::stderr().is_terminal();
     let mut buf = vec![0u8; pcap::SNAPLEN as usize + 1];
     let (mut count, mut checked, mut shown) = (0u64, Instant::now(), Instant::now());
     loop {
