@@ -4,12 +4,14 @@
 //! → [`plan`] (the diff as ordered actions) → the executor and drivers.
 
 pub mod apply;
+pub mod capture;
 pub mod diag;
 pub mod graph;
 pub mod host;
 pub mod kinds;
 pub mod model;
 pub mod observe;
+pub mod picture;
 pub mod plan;
 pub mod status;
 pub mod yaml;

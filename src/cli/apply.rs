@@ -38,6 +38,14 @@ pub fn run(file: &Path, o: &Options) -> i32 {
         return 1;
     };
     let started = Instant::now();
+    // What killed captures left: not part of the lab, and not the plan's to show.
+    match cloonix::capture::reap(&lab) {
+        Ok(gone) if !gone.is_empty() => {
+            errln!("removed what killed captures left: {}", gone.join(", "))
+        }
+        Ok(_) => {}
+        Err(e) => errln!("warning: could not remove what killed captures left: {e}"),
+    }
     let observed = observe_lab(&lab);
     let plan = plan::plan(&desired, &observed.graph);
     let previous = intent::read_applied(&lab);

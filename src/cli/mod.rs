@@ -1,10 +1,12 @@
 //! Commands, one module each, all returning their exit code.
 
 mod apply;
+mod capture;
 mod destroy;
 mod diff;
 mod docs;
 mod exec;
+mod graph;
 mod images;
 mod out;
 mod progress;
@@ -95,6 +97,27 @@ enum Command {
     },
     /// Open a shell on an endpoint.
     Shell { lab: String, node: String },
+    /// Live frames of a lan, or of one port, as pcap: `cloonix capture ring lan12 | tcpdump
+    /// -r -`. A count on stderr; stops on Ctrl-C, SIGTERM, a closed stdout or `-c N`.
+    Capture {
+        lab: String,
+        /// A lan name, or one port as `ENDPOINT.IFACE` (e.g. `r1.eth0`, `wan.a`).
+        target: String,
+        /// Write the pcap to FILE instead of stdout (`-` is stdout).
+        #[arg(short = 'w', long = "write", value_name = "FILE")]
+        write: Option<PathBuf>,
+        /// Stop after N frames.
+        #[arg(short = 'c', long = "count", value_name = "N",
+              value_parser = clap::value_parser!(u64).range(1..))]
+        count: Option<u64>,
+    },
+    /// The topology as a picture on stdout: a file as it asks for the lab, or a running lab.
+    Graph {
+        /// A topology file (`-` reads standard input), or a lab name.
+        target: String,
+        #[arg(short, long, value_enum, default_value = "dot")]
+        format: graph::Format,
+    },
     /// Print a shell completion script, e.g. `cloonix completions bash >
     /// /usr/share/bash-completion/completions/cloonix`.
     Completions { shell: clap_complete::Shell },
@@ -180,6 +203,20 @@ fn command(command: Command) -> i32 {
             let tty = std::io::IsTerminal::is_terminal(&std::io::stdin());
             exec::run(&lab, &node, &["/bin/sh".into()], tty)
         }
+        Command::Capture {
+            lab,
+            target,
+            write,
+            count,
+        } => capture::run(
+            &lab,
+            &target,
+            &capture::Options {
+                write: write.as_deref(),
+                count,
+            },
+        ),
+        Command::Graph { target, format } => graph::run(&target, format),
         Command::Completions { shell } => docs::completions(shell),
         Command::Man { dir } => docs::man(dir.as_deref()),
     }

@@ -11,11 +11,13 @@ pub mod image;
 pub mod intent;
 mod lab;
 pub mod link;
+pub mod mirror;
 pub mod nat;
 pub mod netlink;
 pub mod netns;
 pub mod oci;
 pub mod ovs;
+pub mod packet;
 pub mod process;
 pub mod rootfs;
 pub mod seccomp;
@@ -75,6 +77,7 @@ pub(crate) fn package_of(program: &str) -> &'static str {
         "ip" => "iproute2",
         "ovsdb-server" | "ovs-vswitchd" | "ovsdb-tool" => "openvswitch-switch",
         "crun" => "crun",
+        "dot" => "graphviz",
         "catatonit" => "catatonit",
         "unshare" | "mount" | "umount" | "nsenter" => "util-linux",
         "slirp4netns" => "slirp4netns",

@@ -305,7 +305,7 @@ pub fn dump(db: &mut Ovsdb) -> Result<BTreeMap<String, BridgeRow>> {
 }
 
 /// The uuids of an OVSDB set (or of a single uuid).
-fn set_members(v: &Value) -> Vec<String> {
+pub(super) fn set_members(v: &Value) -> Vec<String> {
     match v[0].as_str() {
         Some("uuid") => vec![v[1].as_str().unwrap_or_default().to_string()],
         Some("set") => v[1]
@@ -366,7 +366,7 @@ fn set_mtu(name: &str, mtu: u32) -> Value {
            "row": {"mtu_request": mtu}})
 }
 
-fn uuid_of(db: &mut Ovsdb, table: &str, name: &str) -> Result<Option<Value>> {
+pub(super) fn uuid_of(db: &mut Ovsdb, table: &str, name: &str) -> Result<Option<Value>> {
     let res = db.transact(vec![json!({"op": "select", "table": table,
                                       "where": [["name", "==", name]], "columns": ["_uuid"]})])?;
     Ok(res[0]["rows"]

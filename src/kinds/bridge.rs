@@ -2,7 +2,7 @@
 
 use super::{Facts, Lane, Needs, Seen, StepCx};
 use crate::graph::{Bridge, Kind, Resource, ResourceId};
-use crate::host::{Lab, Result, ovs};
+use crate::host::{Lab, Result, mirror, ovs};
 use crate::status::{Health, LabStatus, LanStatus};
 
 pub struct Driver;
@@ -30,8 +30,13 @@ impl super::Driver for Driver {
         ovs::add_new_bridges(&mut lab.db()?, &bridges)
     }
 
+    /// A lan closed to capture (`spy: false`) loses its running captures at once.
     fn update(cx: &StepCx, _before: &Bridge, s: &Bridge, _r: ()) -> Result<()> {
-        ovs::set_bridge_mtu(&mut cx.lab.db()?, cx.name(), s.mtu)
+        let mut db = cx.lab.db()?;
+        if !s.spy {
+            mirror::remove_on_bridge(&mut db, cx.name())?;
+        }
+        ovs::set_bridge_mtu(&mut db, cx.name(), s.mtu)
     }
 
     fn destroy(cx: &StepCx, _s: &Bridge, _r: ()) -> Result<()> {
