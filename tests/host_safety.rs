@@ -238,3 +238,35 @@ fn destroying_a_lab_that_never_existed_says_so() {
         "Lab t-never: nothing to destroy."
     );
 }
+
+#[test]
+#[cfg_attr(
+    cloonix_not_root,
+    ignore = "needs root: run the suite as root, as CI does"
+)]
+fn a_container_running_without_a_record_is_found_by_apply_and_destroy() {
+    use cloonix::host::process::Identity;
+    let lab = Lab::new("t-unrec");
+    let yaml = "lans: [l]\nendpoints:\n  a: {kind: cnt, eth: [{lan: l}]}\n";
+    // As an apply killed between crun's start and the record leaves it: running, unrecorded.
+    let orphan = |lab: &Lab| {
+        lab.apply(yaml);
+        let status = lab.cloonix(&["status", "t-unrec", "-o", "json"]);
+        let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+        let pid = json["endpoints"]["a"]["pid"].as_i64().unwrap() as i32;
+        std::fs::remove_file("/run/cloonix/t-unrec/intent/container@a.json").unwrap();
+        Identity::of(pid).unwrap()
+    };
+    let first = orphan(&lab);
+    lab.apply(yaml);
+    assert!(
+        !first.alive(),
+        "the next apply left the unrecorded container running beside its own"
+    );
+    let second = orphan(&lab);
+    assert!(lab.cloonix(&["destroy", "t-unrec"]).status.success());
+    assert!(
+        !second.alive(),
+        "destroy left an unrecorded container running"
+    );
+}

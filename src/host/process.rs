@@ -314,15 +314,26 @@ pub fn find_with_arg(exe: &Path, args: &[String]) -> Vec<Identity> {
         .collect()
 }
 
-/// Every running process whose root directory is at or below `root`: the processes of
-/// containers whose root filesystems live there.
-pub fn find_rooted_under(root: &Path) -> Vec<Identity> {
+/// Every running process whose root directory is one of `roots`: the processes of the
+/// containers on those root filesystems (their inits and whatever runs in them).
+pub fn find_rooted_in(roots: &[PathBuf]) -> Vec<Identity> {
+    use std::os::unix::fs::MetadataExt;
+    // After pivot_root a container's /proc/PID/root reads `/`, but it leads to the very
+    // directory of its root filesystem: compared by device and inode, not by name.
+    let ids: std::collections::HashSet<(u64, u64)> = roots
+        .iter()
+        .filter_map(|r| std::fs::metadata(r).ok().map(|m| (m.dev(), m.ino())))
+        .collect();
+    if ids.is_empty() {
+        return Vec::new();
+    }
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .filter(|&pid| {
-            std::fs::read_link(format!("/proc/{pid}/root")).is_ok_and(|r| r.starts_with(root))
+            std::fs::metadata(format!("/proc/{pid}/root/"))
+                .is_ok_and(|m| ids.contains(&(m.dev(), m.ino())))
         })
         .filter_map(Identity::of)
         .collect()

@@ -75,7 +75,7 @@ impl super::Driver for Driver {
         // without a record, known by their root directory. Only crun makes them, and it
         // records its state before it starts any: without that state there are none.
         if crun::exists(&lab.crun_root(), &id) {
-            process::kill_all(&process::find_rooted_under(&paths.merged()))?;
+            process::kill_all(&process::find_rooted_in(&[paths.merged()]))?;
         }
         let ns = netns::path(&lab.endpoint_ns(name));
         let spec = crate::host::oci::Spec {
@@ -185,7 +185,13 @@ impl super::Driver for Driver {
 
     /// Every process whose root is in the lab's state directory: its containers'.
     fn sweep(lab: &Lab) -> Vec<(String, HostError)> {
-        let killed = process::kill_all(&process::find_rooted_under(&lab.state));
+        let roots: Vec<std::path::PathBuf> = std::fs::read_dir(lab.state.join("ep"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("merged"))
+            .collect();
+        let killed = process::kill_all(&process::find_rooted_in(&roots));
         cgroups::sweep(&lab.name);
         match killed {
             Ok(()) => Vec::new(),

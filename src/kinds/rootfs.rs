@@ -3,6 +3,8 @@
 
 use super::{Facts, HostView, Needs, Refusal, Seen, StepCx};
 use crate::graph::{ImageRef, Resource, ResourceId, Rootfs};
+use crate::host::crun;
+use crate::host::process;
 use crate::host::rootfs::{self, Paths};
 use crate::host::{HostError, Lab, Result, engine, image};
 use serde::{Deserialize, Serialize};
@@ -80,8 +82,15 @@ impl super::Driver for Driver {
         Self::create(cx, s)
     }
 
+    /// Whatever still runs on the root goes first: a container that an interrupted apply
+    /// started without recording it (its crun state is still there; a recorded container
+    /// is gone by now, with its state), recognised by its root directory while it exists.
     fn destroy(cx: &StepCx, _s: &Rootfs, _r: Receipt) -> Result<()> {
-        rootfs::remove_root(&paths(cx.lab, cx.name()))
+        let p = paths(cx.lab, cx.name());
+        if crun::exists(&cx.lab.crun_root(), &cx.lab.container_id(cx.name())) {
+            process::kill_all(&process::find_rooted_in(&[p.merged()]))?;
+        }
+        rootfs::remove_root(&p)
     }
 
     fn needs(_lab: &Lab, _s: &Rootfs, n: &mut Needs) {
@@ -96,12 +105,19 @@ impl super::Driver for Driver {
     }
 
     /// Whatever is mounted under the lab's directories: only cloonix mounts there.
+    /// What runs on them goes first (one pass over /proc for all), then the mounts.
     fn sweep(lab: &Lab) -> Vec<(String, HostError)> {
-        for m in rootfs::mounts() {
-            if m.starts_with(&lab.state) || m.starts_with(&lab.run) {
-                crate::host::unmount(&m);
-            }
+        let ours: Vec<PathBuf> = rootfs::mounts()
+            .into_iter()
+            .filter(|m| m.starts_with(&lab.state) || m.starts_with(&lab.run))
+            .collect();
+        let killed = process::kill_all(&process::find_rooted_in(&ours));
+        for m in &ours {
+            crate::host::unmount(m);
         }
-        Vec::new()
+        match killed {
+            Ok(()) => Vec::new(),
+            Err(e) => vec![("processes on the lab's roots".into(), e)],
+        }
     }
 }
