@@ -2,7 +2,7 @@
 //! directory, which `destroy` removes, so a waiting apply never locks a file that is gone;
 //! lock files are kept, as `flock` needs.
 //!
-//! The lock directory sits in `/run/lock`, which anyone may write to: it must be a real
+//! The lock directory sits in cloonix's private `/run/cloonix`; it must still be a real
 //! directory that this user owns and nobody else can write to, and a lock file is opened
 //! without following a link, so a local user cannot make cloonix create or truncate a file
 //! of their choosing.
@@ -21,6 +21,7 @@ pub struct LabLock {
 impl LabLock {
     /// Takes the lab's lock, calling `waiting` once if another holder makes it wait.
     pub fn take(lab: &str, waiting: impl FnOnce()) -> Result<LabLock> {
+        crate::host::private_roots()?;
         Self::take_in(Path::new(LOCK_ROOT), lab, waiting)
     }
 

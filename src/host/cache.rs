@@ -54,6 +54,12 @@ fn host() -> Cache {
     }
 }
 
+/// The host's cache, its root private first (see host::private_roots).
+fn host_private() -> Result<Cache> {
+    super::private_roots()?;
+    Ok(host())
+}
+
 /// See [`Cache::meta`].
 pub fn meta(id: &str) -> Option<Meta> {
     host().meta(id)
@@ -66,7 +72,7 @@ pub fn get_or_build(
     progress: &dyn Fn(&str),
     build: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<PathBuf> {
-    host().get_or_build(kind, source, progress, build)
+    host_private()?.get_or_build(kind, source, progress, build)
 }
 
 /// See [`Cache::list`].
@@ -76,7 +82,7 @@ pub fn list() -> Vec<Meta> {
 
 /// See [`Cache::prune`].
 pub fn prune(in_use: &std::collections::BTreeSet<String>) -> Result<Vec<Meta>> {
-    host().prune(in_use)
+    host_private()?.prune(in_use)
 }
 
 fn private_dir(dir: &Path) -> Result<()> {

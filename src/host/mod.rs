@@ -28,14 +28,44 @@ use std::process::{Command, Stdio};
 
 /// Runtime files of all labs; `destroy` removes a lab's directory here.
 pub const RUN_ROOT: &str = "/run/cloonix";
+/// What cloonix keeps on disk: labs' writable layers and the image cache.
+pub const DATA_ROOT: &str = "/var/lib/cloonix";
 /// What labs keep on disk (containers' writable layers); `destroy` removes a lab's
 /// directory here. Under `labs/`, so that a lab named `images` meets no cached image.
 pub const STATE_ROOT: &str = "/var/lib/cloonix/labs";
 /// Per-lab apply locks: outside the directory that `destroy` removes, so a waiting apply
-/// never holds a lock on a file that is gone.
-pub const LOCK_ROOT: &str = "/run/lock/cloonix";
+/// never holds a lock on a file that is gone; in cloonix's own private directory, not in
+/// world-writable /run/lock, where anyone could take the name first.
+pub const LOCK_ROOT: &str = "/run/cloonix/.locks";
 /// Images built once and shared read-only between containers.
 pub const IMAGE_ROOT: &str = "/var/lib/cloonix/images";
+
+/// Makes cloonix's two roots private to root (0700), as they are made or as they are found:
+/// a container runs as root and writes setuid programs or device nodes into its writable
+/// layer on the host's disk, and only root may ever reach them. Each must be a directory of
+/// this user's, not a link.
+pub fn private_roots() -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    for root in [RUN_ROOT, DATA_ROOT] {
+        let what = format!("make {root} private");
+        match std::fs::DirBuilder::new().mode(0o700).create(root) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(io(what)(e)),
+            _ => {}
+        }
+        let meta = std::fs::symlink_metadata(root).map_err(io(&what))?;
+        // SAFETY: geteuid has no preconditions.
+        if !meta.is_dir() || meta.uid() != unsafe { libc::geteuid() } {
+            return Err(HostError::Other(format!(
+                "{root} must be a directory of this user's; something else is there"
+            )));
+        }
+        if meta.mode() & 0o077 != 0 {
+            std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700))
+                .map_err(io(&what))?;
+        }
+    }
+    Ok(())
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
