@@ -362,6 +362,22 @@ fn a_tap_address_over_the_hosts_own_networks_needs_allow_host() {
         String::from_utf8_lossy(&out.stderr)
     );
     ip(&["link", "del", "ov-bait0"]);
+    // Address space someone may route publicly needs the flag too. Class E (reserved,
+    // routed by nobody) stands for it: if the check were missing, no one's traffic moves.
+    let public = lab.dir.join("public.yaml");
+    std::fs::write(
+        &public,
+        "name: t-over\nlans: [l]\nendpoints:\n  t: {kind: tap, lan: l, name: ov-tap1, ip: 240.0.0.1/24}\n",
+    )
+    .unwrap();
+    let public = public.display().to_string();
+    let out = lab.cloonix(&["apply", &public]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("tap address 240.0.0.1/24 is not in private address space"),
+        "{err}"
+    );
     let out = lab.cloonix(&["apply", &file]);
     assert!(
         out.status.success(),

@@ -39,30 +39,31 @@ fn the_host_reaches_a_container_through_a_tap_and_back() {
         String::from_utf8_lossy(&out.stdout).contains("hello"),
         "TCP host → container"
     );
-    // And the other way: a listener of the host's on the tap's address.
+    // And the other way: a listener of the host's. busybox nc binds without SO_REUSEADDR,
+    // so a port of the last run may still be in TIME_WAIT: a port of this run's own.
+    let port = (20_000 + std::process::id() % 20_000).to_string();
+    // Its stdin a pipe kept open: at end of input busybox nc would close the connection
+    // as soon as it accepts it, sometimes before the peer's line has come.
     let mut listener = Command::new("/bin/busybox")
-        .args(["nc", "-l", "-p", "18081"])
+        .args(["nc", "-l", "-p", &port])
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    // Tried until the listener is up (it takes a moment to bind).
-    let mut code = 1;
+    // Tried until the host's listener has the line: it takes a moment to bind, and it
+    // takes one connection only, so what counts is what it received.
     for _ in 0..20 {
         std::thread::sleep(std::time::Duration::from_millis(200));
-        code = lab
-            .exec("a", "echo from-the-lab | nc -w 2 10.81.0.1 18081")
-            .0;
-        if code == 0 {
+        lab.exec(
+            "a",
+            &format!("echo from-the-lab | nc -w 2 10.81.0.1 {port}"),
+        );
+        if listener.try_wait().unwrap().is_some() {
             break;
         }
     }
-    let got = {
-        let _ = listener.try_wait();
-        std::thread::sleep(std::time::Duration::from_millis(300));
-        let _ = listener.kill();
-        listener.wait_with_output().unwrap()
-    };
-    assert_eq!(code, 0);
+    let _ = listener.kill();
+    let got = listener.wait_with_output().unwrap();
     assert!(
         String::from_utf8_lossy(&got.stdout).contains("from-the-lab"),
         "TCP container → host"
@@ -129,6 +130,59 @@ fn a_tap_changes_live() {
             .status
             .success()
     );
+}
+
+#[test]
+#[cfg_attr(
+    cloonix_not_root,
+    ignore = "needs root: run the suite as root, as CI does"
+)]
+fn a_device_that_cannot_move_is_refused_untouched() {
+    let lab = Lab::new("t-phybr");
+    // A Linux bridge of the test's own: it cannot leave its namespace.
+    let ip = |args: &[&str]| {
+        Command::new("ip")
+            .args(args)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    };
+    ip(&["link", "del", "hf-br0"]);
+    assert!(ip(&["link", "add", "hf-br0", "type", "bridge"]));
+    assert!(ip(&["addr", "add", "198.51.100.201/32", "dev", "hf-br0"]));
+    assert!(ip(&["link", "set", "hf-br0", "alias", "bridge-alias"]));
+    assert!(ip(&["link", "set", "hf-br0", "up"]));
+    let state = || {
+        let out = Command::new("ip")
+            .args(["-d", "-o", "link", "show", "hf-br0"])
+            .output()
+            .unwrap();
+        let addr = Command::new("ip")
+            .args(["-o", "addr", "show", "hf-br0"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&addr.stdout)
+    };
+    let file = lab.file(&phy_lab("hf-br0"));
+    for _ in 0..2 {
+        let out = lab.cloonix(&["apply", "--allow-host", &file]);
+        assert_eq!(out.status.code(), Some(1));
+        let s = state();
+        assert!(
+            s.contains("alias bridge-alias")
+                && s.contains("198.51.100.201/32")
+                && s.contains(",UP"),
+            "{s}"
+        );
+    }
+    assert!(lab.cloonix(&["destroy", "t-phybr"]).status.success());
+    let s = state();
+    assert!(
+        s.contains("alias bridge-alias") && s.contains(",UP"),
+        "destroy touched the bridge: {s}"
+    );
+    ip(&["link", "del", "hf-br0"]);
 }
 
 fn phy_lab(device: &str) -> String {

@@ -5,7 +5,7 @@ use super::Output;
 use super::out::{errln, out, outln};
 use cloonix::apply;
 use cloonix::host::{Lab, intent};
-use cloonix::kinds::{self, LIMITS_NOT_ENFORCED};
+use cloonix::kinds::LIMITS_NOT_ENFORCED;
 use cloonix::model::{Endpoint, Loaded};
 use cloonix::observe::observe_lab;
 use cloonix::plan::{self, render_text};
@@ -139,10 +139,9 @@ fn absolute(file: &Path) -> String {
         .to_string()
 }
 
-/// Every reason the file cannot be applied here, at its place in the file: what reaches
-/// into the host without --allow-host, and what the host refuses (a tap's name taken, a
-/// kind with no driver yet). Printed as text, or as the JSON report of a failed load; true
-/// when there is none. Nothing is touched either way.
+/// Every reason the file cannot be applied here, at its place in the file (see
+/// [`super::refusals`]), printed as text or as the JSON report of a failed load; true when
+/// there is none. Nothing is touched either way.
 fn refusals(
     loaded: &Loaded,
     desired: &cloonix::graph::Graph,
@@ -150,39 +149,18 @@ fn refusals(
     path: &str,
     o: &Options,
 ) -> bool {
-    let found = match kinds::preflight_all(lab, desired) {
-        Ok(f) => f,
+    let mut errors: Vec<(cloonix::diag::Pos, String)> = match super::refusals(loaded, desired, lab)
+    {
+        Ok(all) => all
+            .into_iter()
+            .filter(|r| !(r.host_item && o.allow_host))
+            .map(|r| (r.pos, r.message))
+            .collect(),
         Err(e) => {
             errln!("cloonix: {e}");
             return false;
         }
     };
-    let mut errors: Vec<(cloonix::diag::Pos, String)> = Vec::new();
-    if !o.allow_host {
-        for h in &loaded.host_items {
-            let what = format!(
-                "{} reaches into this host (allowed with --allow-host)",
-                h.what
-            );
-            errors.push((h.pos, what));
-        }
-    }
-    for (r, refusal) in &found {
-        if refusal.host_item && o.allow_host {
-            continue;
-        }
-        let endpoint = match &r.item {
-            cloonix::graph::Item::Endpoint(e) | cloonix::graph::Item::Interface(e, _) => e.as_str(),
-            cloonix::graph::Item::Lab | cloonix::graph::Item::Lan(_) => "",
-        };
-        let hint = if refusal.host_item {
-            " (allowed with --allow-host)"
-        } else {
-            ""
-        };
-        let pos = loaded.position(endpoint, refusal.field);
-        errors.push((pos, format!("{}{hint}", refusal.message)));
-    }
     errors.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
     errors.dedup();
     if errors.is_empty() {

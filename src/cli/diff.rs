@@ -2,7 +2,7 @@
 //! plan. Exit 0 no changes, 2 changes pending, 1 error.
 
 use super::Output;
-use super::out::{out, outln};
+use super::out::{errln, out, outln};
 use cloonix::graph::{self, Graph};
 use cloonix::model::to_yaml;
 use cloonix::plan::{self, render_text};
@@ -18,6 +18,14 @@ pub fn run(file: &Path, verbose: bool, output: Output) -> i32 {
     let observed = cloonix::observe::observe(&loaded.topology.name);
     let plan = plan::plan(&desired, &observed);
     let path = file.display().to_string();
+    let lab = cloonix::host::Lab::new(&loaded.topology.name);
+    let refused = match super::refusals(&loaded, &desired, &lab) {
+        Ok(r) => r,
+        Err(e) => {
+            errln!("cloonix: {e}");
+            return 1;
+        }
+    };
     let text_diff = unified(&observed, &desired, &path);
     if output == Output::Json {
         let report = serde_json::json!({
@@ -27,6 +35,10 @@ pub fn run(file: &Path, verbose: bool, output: Output) -> i32 {
             "items": plan.items,
             "diff": text_diff,
             "host_items": loaded.host_items,
+            "refusals": refused.iter().map(|r| serde_json::json!({
+                "line": r.pos.line, "col": r.pos.col, "message": r.message,
+                "allowed_with_allow_host": r.host_item,
+            })).collect::<Vec<_>>(),
             "steps": plan.steps,
             "waves": plan.waves,
         });
@@ -37,10 +49,17 @@ pub fn run(file: &Path, verbose: bool, output: Output) -> i32 {
             outln!();
         }
         out!("{}", render_text(&plan, &path, verbose));
-        if !loaded.host_items.is_empty() {
-            outln!("\nNeeds --allow-host:");
-            for h in &loaded.host_items {
-                outln!("  {path}:{}:{}: {}", h.pos.line, h.pos.col, h.what);
+        for (title, host) in [
+            ("Needs --allow-host:", true),
+            ("apply would refuse:", false),
+        ] {
+            let these: Vec<&super::Refused> =
+                refused.iter().filter(|r| r.host_item == host).collect();
+            if !these.is_empty() {
+                outln!("\n{title}");
+                for r in these {
+                    outln!("  {path}:{}:{}: {}", r.pos.line, r.pos.col, r.message);
+                }
             }
         }
     }

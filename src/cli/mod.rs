@@ -266,3 +266,52 @@ pub fn load_failure(e: &cloonix::model::LoadError) -> serde_json::Value {
     };
     serde_json::json!({"file": e.path(), "valid": false, "errors": errors})
 }
+
+/// One reason a file cannot be applied here, at its place in the file.
+pub struct Refused {
+    pub pos: cloonix::diag::Pos,
+    pub message: String,
+    /// Lifted by `--allow-host`.
+    pub host_item: bool,
+}
+
+/// Every reason a file cannot be applied here: what reaches into the host (lifted by
+/// `--allow-host`), and what the host refuses (a tap's name taken, a kind with no driver
+/// yet), found by the kinds' preflight without touching anything. `apply` refuses them;
+/// `diff` lists them.
+pub fn refusals(
+    loaded: &cloonix::model::Loaded,
+    desired: &cloonix::graph::Graph,
+    lab: &cloonix::host::Lab,
+) -> cloonix::host::Result<Vec<Refused>> {
+    use cloonix::graph::Item;
+    let mut out: Vec<Refused> = loaded
+        .host_items
+        .iter()
+        .map(|h| Refused {
+            pos: h.pos,
+            message: format!(
+                "{} reaches into this host (allowed with --allow-host)",
+                h.what
+            ),
+            host_item: true,
+        })
+        .collect();
+    for (r, refusal) in cloonix::kinds::preflight_all(lab, desired)? {
+        let endpoint = match &r.item {
+            Item::Endpoint(e) | Item::Interface(e, _) => e.as_str(),
+            Item::Lab | Item::Lan(_) => "",
+        };
+        let hint = if refusal.host_item {
+            " (allowed with --allow-host)"
+        } else {
+            ""
+        };
+        out.push(Refused {
+            pos: loaded.position(endpoint, refusal.field),
+            message: format!("{}{hint}", refusal.message),
+            host_item: refusal.host_item,
+        });
+    }
+    Ok(out)
+}

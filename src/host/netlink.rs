@@ -30,6 +30,8 @@ pub struct Link {
     pub alias: Option<String>,
     /// Its addresses other than link-local ones.
     pub ips: Vec<Cidr>,
+    /// Whether it is one end of a veth pair.
+    pub veth: bool,
 }
 
 /// A route socket of the calling thread's namespace.
@@ -131,6 +133,7 @@ pub fn interfaces() -> io::Result<BTreeMap<String, Link>> {
             up: link.header.flags.contains(LinkFlags::Up),
             alias: None,
             ips: Vec::new(),
+            veth: false,
         };
         for attr in link.attributes {
             match attr {
@@ -138,6 +141,11 @@ pub fn interfaces() -> io::Result<BTreeMap<String, Link>> {
                 LinkAttribute::Mtu(m) => state.mtu = m,
                 LinkAttribute::Address(a) => state.mac = <[u8; 6]>::try_from(a).ok().map(Mac),
                 LinkAttribute::IfAlias(a) => state.alias = Some(a),
+                LinkAttribute::LinkInfo(info) => {
+                    state.veth = info
+                        .iter()
+                        .any(|i| matches!(i, LinkInfo::Kind(InfoKind::Veth)))
+                }
                 _ => {}
             }
         }

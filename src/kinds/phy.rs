@@ -128,18 +128,11 @@ impl super::Driver for Driver {
                 ips: link.ips.clone(),
             });
             // Recorded before it moves: from here on the lab knows how to give it back.
+            // Nothing of it is changed on the host's side: it moves first (the kernel takes
+            // it down as it goes), so a device that cannot move (a bridge, a bond) is refused
+            // untouched, and one killed half-way is either untouched or in the lab.
             cx.checkpoint(&receipt)?;
             let switch = File::open(netns::path(&lab.switch_ns())).map_err(io(&what))?;
-            let tag = mark(lab, cx.name(), &s.device);
-            netlink::set(
-                link.index,
-                &Change {
-                    up: Some(false),
-                    alias: Some(&tag),
-                    ..Default::default()
-                },
-            )
-            .map_err(io(&what))?;
             netlink::set(
                 link.index,
                 &Change {
@@ -151,10 +144,12 @@ impl super::Driver for Driver {
             .map_err(io(&what))?;
         }
         let (name, mtu) = (s.ifname.clone(), s.mtu);
+        let tag = mark(lab, cx.name(), &s.device);
         netns::within(&lab.switch_ns(), move || {
             let index = netlink::index_of(&name)
                 .ok_or_else(|| HostError::Other(format!("{what}: it vanished")))?;
             let up = Change {
+                alias: Some(&tag),
                 mtu: Some(mtu),
                 up: Some(true),
                 ..Default::default()

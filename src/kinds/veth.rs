@@ -158,8 +158,9 @@ impl super::Driver for Driver {
         iface.ips = v.ips.iter().map(|c| c.to_string()).collect();
     }
 
-    /// Host interfaces carrying this lab's mark; those of endpoints' namespaces go with
-    /// the namespaces.
+    /// Host veths carrying a tap's mark of this lab, `cloonix:<lab>:<endpoint>` exactly;
+    /// those of endpoints' namespaces go with the namespaces. Nothing else is deleted here:
+    /// a borrowed interface's mark (one field longer) is the phy kind's to give back.
     fn sweep(lab: &Lab) -> Vec<(String, HostError)> {
         let prefix = format!("cloonix:{}:", lab.name);
         let marked = match link::host_marked(&prefix) {
@@ -168,6 +169,10 @@ impl super::Driver for Driver {
         };
         marked
             .into_iter()
+            .filter(|(_, l)| {
+                let endpoint = l.alias.as_deref().and_then(|a| a.strip_prefix(&prefix));
+                l.veth && endpoint.is_some_and(|e| !e.is_empty() && !e.contains(':'))
+            })
             .filter_map(|(name, l)| {
                 let mark = l.alias.unwrap_or_default();
                 link::delete_marked(&name, &mark)
@@ -177,6 +182,23 @@ impl super::Driver for Driver {
             .collect()
     }
 }
+
+/// Address space that no public route leads to: private (RFC 1918, unique local), shared
+/// (RFC 6598), link-local, and reserved for documentation and benchmarks.
+const PRIVATE_SPACE: [&str; 12] = [
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "169.254.0.0/16",
+    "192.0.2.0/24",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "198.18.0.0/15",
+    "fc00::/7",
+    "fe80::/10",
+    "2001:db8::/32",
+];
 
 /// The tap's addresses that overlap an address or route the host has already (its own,
 /// from an earlier apply, do not count; nor does a default route, which every address is
@@ -191,6 +213,18 @@ fn overlaps(host: &HostView, mark: &str, v: &Veth) -> Vec<String> {
     let mut out = Vec::new();
     for ip in &v.ips {
         let net = ip.0.trunc();
+        // Every address is under a default route, so overlapping routes cannot tell a
+        // harmless network from `8.8.8.1/24` or `128.0.0.1/1`: the host's traffic to those
+        // would go into the lab. Only address space nobody routes publicly goes unasked.
+        if !PRIVATE_SPACE
+            .iter()
+            .any(|p| p.parse::<ipnet::IpNet>().is_ok_and(|p| p.contains(&net)))
+        {
+            out.push(format!(
+                "tap address {ip} is not in private address space: the host's traffic to {net} would go into the lab"
+            ));
+            continue;
+        }
         let addr = host
             .links
             .iter()
