@@ -18,7 +18,14 @@ pub fn destroy(name: &str, progress: &(dyn Fn(&str) + Sync)) -> Option<Report> {
     let observed = observe_lab(&lab);
     let empty = Graph::new(name);
     let plan = crate::plan::plan(&empty, &observed.graph);
-    let mut report = execute(&plan, &empty, &lab, &observed.receipts(), progress);
+    let mut report = execute(
+        &plan,
+        &empty,
+        &lab,
+        &observed.receipts(),
+        progress,
+        progress,
+    );
     for kind in Kind::ALL {
         for (what, e) in crate::kinds::sweep(kind, &lab) {
             report.failures.push(Failure {

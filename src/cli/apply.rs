@@ -75,9 +75,14 @@ pub fn run(file: &Path, o: &Options) -> i32 {
         return 1;
     }
     let progress = super::progress::Progress::new(plan.steps.len());
-    let report = apply::execute(&plan, &desired, &lab, &observed.receipts(), &|line| {
-        progress.step(line)
-    });
+    let report = apply::execute(
+        &plan,
+        &desired,
+        &lab,
+        &observed.receipts(),
+        &|line| progress.step(line),
+        &|line| progress.note(line),
+    );
     progress.finish();
     // Verify by observing again; an empty plan changed nothing, so there is nothing to verify.
     let after = if plan.is_empty() {

@@ -5,6 +5,7 @@
 
 pub mod cache;
 pub mod crun;
+pub mod debian;
 pub mod image;
 pub mod intent;
 mod lab;
@@ -16,6 +17,7 @@ pub mod ovs;
 pub mod process;
 pub mod rootfs;
 pub mod seccomp;
+pub mod sources;
 
 pub use lab::Lab;
 
@@ -74,6 +76,7 @@ pub(crate) fn package_of(program: &str) -> &'static str {
         "crun" => "crun",
         "catatonit" => "catatonit",
         "unshare" | "mount" | "umount" => "util-linux",
+        "mmdebstrap" => "mmdebstrap",
         _ => "the package that provides it",
     }
 }

@@ -4,7 +4,7 @@
 use super::{Facts, HostView, Needs, Refusal, Seen, StepCx};
 use crate::graph::{ImageRef, Resource, ResourceId, Rootfs};
 use crate::host::rootfs::{self, Paths};
-use crate::host::{HostError, Lab, Result, image};
+use crate::host::{HostError, Lab, Result, debian, image};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -36,9 +36,7 @@ fn image_dir(image: &ImageRef, progress: &dyn Fn(&str)) -> Result<PathBuf> {
     match image {
         ImageRef::Builtin => image::busybox(progress),
         ImageRef::Dir { path } => Ok(PathBuf::from(path)),
-        ImageRef::Recipe { name, .. } => Err(HostError::Other(format!(
-            "image `{name}`: building images from Debian packages is not supported yet"
-        ))),
+        ImageRef::Recipe { name, debian } => crate::host::debian::image(name, debian, progress),
     }
 }
 
@@ -46,16 +44,31 @@ impl super::Driver for Driver {
     type Spec = Rootfs;
     type Receipt = Receipt;
 
+    /// An image to build needs mmdebstrap and package sources for its suite: said before
+    /// anything is touched, unless the image is built already.
     fn preflight(_lab: &Lab, _host: &HostView, _r: &Resource, s: &Rootfs) -> Vec<Refusal> {
-        match &s.image {
-            ImageRef::Recipe { name, .. } => vec![Refusal::new(
+        let ImageRef::Recipe {
+            name,
+            debian: recipe,
+        } = &s.image
+        else {
+            return Vec::new();
+        };
+        if debian::cached(recipe).is_some() {
+            return Vec::new();
+        }
+        if let Err(e) = debian::source(recipe) {
+            return vec![Refusal::new("image", format!("image `{name}`: {e}"))];
+        }
+        if !debian::can_build() {
+            return vec![Refusal::new(
                 "image",
                 format!(
-                    "image `{name}`: building images from Debian packages is not supported yet"
+                    "image `{name}` is built with mmdebstrap, which is not installed: apt-get install mmdebstrap"
                 ),
-            )],
-            ImageRef::Builtin | ImageRef::Dir { .. } => Vec::new(),
+            )];
         }
+        Vec::new()
     }
 
     fn create(cx: &StepCx, s: &Rootfs) -> Result<Receipt> {
