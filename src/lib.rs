@@ -4,6 +4,7 @@
 //! → [`plan`] (the diff as ordered actions) → the executor and drivers.
 
 pub mod apply;
+pub mod checks;
 pub mod diag;
 pub mod graph;
 pub mod host;
