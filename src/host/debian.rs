@@ -7,7 +7,8 @@
 //! starting with `-`), the packages go in one `--include=a,b` element, and `--` comes
 //! before the suite. mmdebstrap runs as root in a mount namespace of its own, so that the
 //! /proc, /sys and /dev it mounts into the new root vanish with it even when it is
-//! killed, and never stay under the cache for a later cleanup to walk into.
+//! killed, and never stay under the cache for a later cleanup to walk into; and it is
+//! told to end when the cloonix thread that started it does.
 //!
 //! The image is `minbase` (Essential packages and apt: a shell, coreutils, bash) plus the
 //! packages. Checks run in it through its shell: `ping` checks need a ping (`iputils-ping`),
@@ -158,7 +159,11 @@ fn build(dir: &Path, source: &serde_json::Value, progress: &dyn Fn(&str)) -> Res
     // SAFETY: between fork and exec only syscalls run, on constant C strings.
     unsafe {
         cmd.pre_exec(|| {
-            if libc::unshare(libc::CLONE_NEWNS) != 0
+            // Ended (and so cleaned up after) with the step that started it, when
+            // cloonix is killed: never left building into a directory a later build
+            // takes over.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0
+                || libc::unshare(libc::CLONE_NEWNS) != 0
                 || libc::mount(
                     c"none".as_ptr(),
                     c"/".as_ptr(),
