@@ -3,7 +3,8 @@
 //! `within` is over; all run at once, a few at a time.
 //!
 //! What each runs, so that any image with a shell will do:
-//! * `ping: ADDR`: `ping -c 1 -W 2 ADDR` (busybox's ping or iputils-ping);
+//! * `ping: ADDR`: `ping -c 1 -W 1 ADDR` (busybox's ping or iputils-ping): one echo, a
+//!   second for its answer, so that a check is tried about once a second;
 //! * `tcp: HOST:PORT`: a connection opened and closed through bash's `/dev/tcp` under
 //!   `timeout` where the image has both (Debian's minbase does), else `nc -z` (netcat), else
 //!   busybox's `nc HOST PORT -e true`;
@@ -24,7 +25,7 @@ use std::time::{Duration, Instant};
 const INTERVAL: Duration = Duration::from_secs(1);
 /// How many checks are tried at once.
 const PARALLEL: usize = 8;
-/// The longest one ping or tcp try may take (they bound themselves to 2-3 s).
+/// The longest one ping or tcp try may take (they bound themselves to 1-3 s).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The least time a try is given, even near the end of its check's `within`.
 const MIN_TRY: Duration = Duration::from_millis(500);
@@ -62,7 +63,7 @@ pub fn describe(c: &Check) -> String {
 /// The argv a check runs in its endpoint.
 pub fn probe(c: &Check) -> Vec<String> {
     if let Some(a) = &c.ping {
-        return ["ping", "-c", "1", "-W", "2", a].map(String::from).to_vec();
+        return ["ping", "-c", "1", "-W", "1", a].map(String::from).to_vec();
     }
     if let Some((host, port)) = c.tcp.as_deref().and_then(crate::model::tcp_target) {
         return vec![
@@ -304,7 +305,7 @@ mod tests {
         assert_eq!(&argv[3..], ["sh", "fd00::2", "80"]);
         assert!(!argv[2].contains("fd00"));
         let p = probe(&check("r1", Some("10.0.0.2"), None, 1000));
-        assert_eq!(p, ["ping", "-c", "1", "-W", "2", "10.0.0.2"]);
+        assert_eq!(p, ["ping", "-c", "1", "-W", "1", "10.0.0.2"]);
     }
 
     #[test]
