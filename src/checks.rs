@@ -27,6 +27,8 @@ const INTERVAL: Duration = Duration::from_secs(1);
 const PARALLEL: usize = 8;
 /// The longest one ping or tcp try may take (they bound themselves to 1-3 s).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How far past the end of its time a ping or tcp try may go to end by itself.
+const PROBE_GRACE: Duration = Duration::from_millis(300);
 /// The least time a try is given, even near the end of its check's `within`.
 const MIN_TRY: Duration = Duration::from_millis(500);
 /// How much of a failed check's last output its report keeps.
@@ -170,9 +172,11 @@ pub fn run(
             std::thread::sleep(p.ready.saturating_duration_since(Instant::now()));
             let began = Instant::now();
             let left = end.saturating_duration_since(began).max(MIN_TRY);
+            // A ping or tcp try ends by itself (1-3 s): a little past the end, so that the
+            // last one says what it saw rather than being cut off a moment before.
             let budget = match c.exec {
                 Some(_) => left,
-                None => left.min(PROBE_TIMEOUT),
+                None => (left + PROBE_GRACE).min(PROBE_TIMEOUT),
             };
             p.last = exec(&c.from, &probe(c), budget);
             p.tries += 1;

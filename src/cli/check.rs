@@ -126,7 +126,7 @@ fn print_report(lab: &str, outcomes: &[Outcome], seconds: f64) {
             };
             outln!("         last try: {last}");
             for line in o.output.lines() {
-                outln!("         | {line}");
+                outln!("{}", format!("         | {line}").trim_end());
             }
         }
     }
