@@ -34,7 +34,19 @@ fn list(output: Output) -> i32 {
         outln!("{}", serde_json::to_string_pretty(&list).expect("json"));
         return 0;
     }
-    let recipes: Vec<String> = entries.iter().map(recipe).collect();
+    let recipes: Vec<String> = entries
+        .iter()
+        .map(|m| {
+            let r = recipe(m);
+            match r.chars().count() > RECIPE_WIDTH {
+                true => format!(
+                    "{}...",
+                    r.chars().take(RECIPE_WIDTH - 3).collect::<String>()
+                ),
+                false => r,
+            }
+        })
+        .collect();
     let width = recipes.iter().map(|r| r.len()).max().unwrap_or(0).max(6);
     outln!(
         "{:<28} {:>9}  {:<20}  {:<width$}  USED BY",
@@ -59,6 +71,9 @@ fn list(output: Output) -> i32 {
     }
     0
 }
+
+/// The most of a recipe the table shows (`-o json` has all of it).
+const RECIPE_WIDTH: usize = 48;
 
 /// What an entry was made from, in a few words: a Debian recipe's suite and packages,
 /// else the short values of its source (an engine image's id, a program's hash).
