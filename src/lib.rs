@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod capture;
+pub mod checks;
 pub mod diag;
 pub mod graph;
 pub mod host;

@@ -581,3 +581,41 @@ fn a_refused_declaration_is_reported_once() {
     let text = "name: lab\nimages:\n  Frr: {debian: {suite: bookworm}}\nendpoints:\n  r1: {kind: cnt, image: Frr}\n";
     assert_eq!(errors(text), ["3:3: invalid image name `Frr`"]);
 }
+
+/// What reaches mmdebstrap or a check's command line is only ever spelt so that it can
+/// not be read as an option there.
+#[test]
+fn recipes_and_tcp_targets_that_could_be_options_are_refused() {
+    let image = |suite: &str, package: &str| {
+        format!(
+            "name: lab\nimages:\n  i: {{debian: {{suite: {suite}, packages: [\"{package}\"]}}}}\n"
+        )
+    };
+    for ok in ["frr", "libc6:i386", "g++"] {
+        assert_eq!(errors(&image("bookworm", ok)), Vec::<String>::new(), "{ok}");
+    }
+    for bad in ["--hook-dir=/x", "-x", "a,b", "f", "frr:", "Frr"] {
+        assert_error(&image("bookworm", bad), "3:44", "not a Debian package name");
+    }
+    assert_error(&image("--variant=x", "frr"), "3:23", "not a Debian suite");
+    assert_error(&image("book worm", "frr"), "3:23", "not a Debian suite");
+    let tcp = |target: &str| {
+        format!(
+            "name: lab\nendpoints:\n  a: {{kind: cnt}}\nchecks:\n  - {{from: a, tcp: \"{target}\"}}\n"
+        )
+    };
+    for ok in ["10.0.0.2:80", "[fd00::2]:443", "www.example.org:8080"] {
+        assert_eq!(errors(&tcp(ok)), Vec::<String>::new(), "{ok}");
+    }
+    let bad = [
+        "-e:80",
+        "10.0.0.2:0",
+        "a b:80",
+        "fd00::2:80",
+        "[x]:80",
+        ":80",
+    ];
+    for bad in bad {
+        assert_error(&tcp(bad), "5:20", "is not `HOST:PORT`");
+    }
+}

@@ -21,7 +21,14 @@ pub fn destroy(name: &str, progress: &(dyn Fn(&str) + Sync)) -> Option<Report> {
     }
     let empty = Graph::new(name);
     let plan = crate::plan::plan(&empty, &observed.graph);
-    let mut report = execute(&plan, &empty, &lab, &observed.receipts(), progress);
+    let mut report = execute(
+        &plan,
+        &empty,
+        &lab,
+        &observed.receipts(),
+        progress,
+        progress,
+    );
     for kind in Kind::ALL {
         for (what, e) in crate::kinds::sweep(kind, &lab) {
             report.failures.push(Failure {

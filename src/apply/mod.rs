@@ -73,13 +73,15 @@ fn units(plan: &Plan, wave: &[usize]) -> Vec<Unit> {
 
 /// Runs `plan`, wave by wave; stops after the first wave that has a failure. `desired`
 /// gives what each made resource depends on, for its record; `receipts` are those of the
-/// observed resources. `progress` is told of each step as it ends.
+/// observed resources. `progress` is told of each step as it ends, `note` of what a long
+/// step is doing meanwhile (an image build's stages).
 pub fn execute(
     plan: &Plan,
     desired: &Graph,
     lab: &Lab,
     receipts: &BTreeMap<ResourceId, serde_json::Value>,
     progress: &(dyn Fn(&str) + Sync),
+    note: &(dyn Fn(&str) + Sync),
 ) -> Report {
     let ex = Executor {
         plan,
@@ -87,6 +89,7 @@ pub fn execute(
         lab,
         receipts,
         progress,
+        note,
         failures: Mutex::new(Vec::new()),
         done: AtomicUsize::new(0),
     };
@@ -118,6 +121,7 @@ struct Executor<'a> {
     lab: &'a Lab,
     receipts: &'a BTreeMap<ResourceId, serde_json::Value>,
     progress: &'a (dyn Fn(&str) + Sync),
+    note: &'a (dyn Fn(&str) + Sync),
     failures: Mutex<Vec<Failure>>,
     done: AtomicUsize,
 }
@@ -152,7 +156,7 @@ impl Executor<'_> {
             lab: self.lab,
             id: &step.id,
             checkpoint: &checkpoint,
-            progress: self.progress,
+            progress: self.note,
         };
         let receipt = || self.receipts.get(&step.id).cloned().unwrap_or_default();
         let result = match (step.op, &step.before) {

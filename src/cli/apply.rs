@@ -15,6 +15,8 @@ use std::time::Instant;
 pub struct Options {
     pub dry_run: bool,
     pub allow_host: bool,
+    /// `--wait [--timeout D]`: run the file's checks after a successful apply.
+    pub wait: Option<Option<cloonix::model::units::Duration>>,
     pub verbose: bool,
     pub output: Output,
 }
@@ -86,9 +88,14 @@ pub fn run(file: &Path, o: &Options) -> i32 {
         return 1;
     }
     let progress = super::progress::Progress::new(plan.steps.len());
-    let report = apply::execute(&plan, &desired, &lab, &observed.receipts(), &|line| {
-        progress.step(line)
-    });
+    let report = apply::execute(
+        &plan,
+        &desired,
+        &lab,
+        &observed.receipts(),
+        &|line| progress.step(line),
+        &|line| progress.note(line),
+    );
     progress.finish();
     // Verify by observing again; an empty plan changed nothing, so there is nothing to verify.
     let after = if plan.is_empty() {
@@ -102,12 +109,24 @@ pub fn run(file: &Path, o: &Options) -> i32 {
     if let Err(e) = intent::write_applied(&lab, &applied) {
         errln!("cloonix: {e}");
     }
+    let seconds = started.elapsed().as_secs_f64();
     if o.output == Output::Json {
-        let summary = serde_json::json!({
+        let mut summary = serde_json::json!({
             "lab": lab.name, "ok": ok, "counts": plan.counts(), "steps_done": report.done,
             "failures": report.failures, "converged": converged,
-            "remaining": after.items, "seconds": started.elapsed().as_secs_f64(),
+            "remaining": after.items, "seconds": seconds,
         });
+        if let (true, Some(timeout)) = (ok, o.wait) {
+            // The checks only read the lab: another apply need not wait for them.
+            drop(_lock);
+            let (passed, checks) =
+                super::check::wait(&lab.name, &loaded.topology.checks, timeout, o.output);
+            summary["applied"] = true.into();
+            summary["ok"] = passed.into();
+            summary["checks"] = checks;
+            outln!("{}", serde_json::to_string_pretty(&summary).expect("json"));
+            return i32::from(!passed);
+        }
         outln!("{}", serde_json::to_string_pretty(&summary).expect("json"));
     } else {
         for f in &report.failures {
@@ -121,11 +140,13 @@ pub fn run(file: &Path, o: &Options) -> i32 {
             out!("{}", render_text(&after, &path, true));
         }
         if ok && !plan.is_empty() {
-            outln!(
-                "Applied in {:.2}s: lab {} matches {path}.",
-                started.elapsed().as_secs_f64(),
-                lab.name
-            );
+            outln!("Applied in {seconds:.2}s: lab {} matches {path}.", lab.name);
+        }
+        if let (true, Some(timeout)) = (ok, o.wait) {
+            drop(_lock);
+            let (passed, _) =
+                super::check::wait(&lab.name, &loaded.topology.checks, timeout, o.output);
+            return i32::from(!passed);
         }
     }
     i32::from(!ok)

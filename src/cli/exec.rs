@@ -9,7 +9,11 @@ use cloonix::kinds::{self, ExecRequest};
 
 pub fn run(lab: &str, node: &str, argv: &[String], tty: bool) -> i32 {
     let lab = Lab::new(lab);
-    let req = ExecRequest { argv, tty };
+    let req = ExecRequest {
+        argv,
+        tty,
+        capture: None,
+    };
     let records = intent::read_all(&lab);
     let ran = records
         .iter()

@@ -2,6 +2,7 @@
 
 mod apply;
 mod capture;
+mod check;
 mod destroy;
 mod diff;
 mod docs;
@@ -70,8 +71,24 @@ enum Command {
         /// Allow what reaches into this host: phy, privileged, paths outside the file's directory.
         #[arg(long)]
         allow_host: bool,
+        /// After a successful apply, run the file's checks (exit 1 unless all pass).
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits at most, e.g. `90s` or `2m` (default: the longest `within`).
+        #[arg(long, requires = "wait", value_name = "D")]
+        timeout: Option<cloonix::model::units::Duration>,
         #[arg(short, long)]
         verbose: bool,
+        #[arg(short, long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Run the checks of FILE, or those of LAB's last apply (exit 0 all pass, 1 otherwise).
+    Check {
+        /// A topology file (`-` reads standard input) or a lab name.
+        target: String,
+        /// How long to wait at most, e.g. `90s` or `2m` (default: the longest `within`).
+        #[arg(long, value_name = "D")]
+        timeout: Option<cloonix::model::units::Duration>,
         #[arg(short, long, value_enum, default_value = "text")]
         output: Output,
     },
@@ -184,6 +201,8 @@ fn command(command: Command) -> i32 {
             file,
             dry_run,
             allow_host,
+            wait,
+            timeout,
             verbose,
             output,
         } => apply::run(
@@ -191,10 +210,16 @@ fn command(command: Command) -> i32 {
             &apply::Options {
                 dry_run,
                 allow_host,
+                wait: wait.then_some(timeout),
                 verbose,
                 output,
             },
         ),
+        Command::Check {
+            target,
+            timeout,
+            output,
+        } => check::run(&target, timeout, output),
         Command::Destroy { target, output } => destroy::run(&target, output),
         Command::Status { lab, output } => status::run(lab.as_deref(), output),
         Command::Exec { lab, node, command } => exec::run(&lab, &node, &command, false),

@@ -39,6 +39,15 @@ impl Progress {
         }
     }
 
+    /// Told of what a long step is doing (an image build): the bar's message on a
+    /// terminal, a line elsewhere; never counted as a step.
+    pub fn note(&self, line: &str) {
+        match self {
+            Progress::Bar(bar) => bar.set_message(line.to_string()),
+            Progress::Lines => errln!("  {line}"),
+        }
+    }
+
     pub fn finish(&self) {
         if let Progress::Bar(bar) = self {
             bar.finish_and_clear();

@@ -42,6 +42,11 @@ pub fn key(kind: &str, source: &serde_json::Value) -> String {
         .collect()
 }
 
+/// The id (directory name) of the entry made from `source`: `<kind>-<16 hex digits>`.
+pub fn id(kind: &str, source: &serde_json::Value) -> String {
+    format!("{kind}-{}", &key(kind, source)[..16])
+}
+
 /// A cache in a directory: the host's is [`IMAGE_ROOT`] (the free functions of this
 /// module); tests use one of their own.
 pub struct Cache {
@@ -162,7 +167,7 @@ impl Cache {
         build: impl FnOnce(&Path) -> Result<()>,
     ) -> Result<PathBuf> {
         let key = key(kind, &source);
-        let id = format!("{kind}-{}", &key[..16]);
+        let id = id(kind, &source);
         let dir = self.root.join(&id);
         if self.meta(&id).is_some() {
             return Ok(dir);

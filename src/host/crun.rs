@@ -235,6 +235,25 @@ pub fn run_each(
     results
 }
 
+/// Runs `argv` in container `id` with its output collected, stopped after `timeout`: what
+/// a check does in an endpoint.
+pub fn exec_captured(
+    crun_root: &Path,
+    id: &str,
+    env: &BTreeMap<String, String>,
+    argv: &[String],
+    timeout: Duration,
+) -> RunResult {
+    run_with_timeout(
+        exec_command(crun_root, id, env, false, argv),
+        timeout,
+        argv.join(" "),
+    )
+}
+
+/// How long a command that ran out of time has between TERM and KILL.
+const GRACE: Duration = Duration::from_secs(2);
+
 fn run_with_timeout(mut cmd: Command, timeout: Duration, shown: String) -> RunResult {
     let out_file = tempfile_for_output();
     let child = cmd
@@ -268,6 +287,14 @@ fn run_with_timeout(mut cmd: Command, timeout: Duration, shown: String) -> RunRe
         match child.try_wait() {
             Ok(Some(status)) => break (status.code(), false),
             Ok(None) if start.elapsed() > timeout => {
+                // TERM first: `crun exec` passes it on to the command in the container,
+                // whereas a KILL of crun alone would leave the command running there.
+                // SAFETY: the child is not reaped yet, so its pid is still its own.
+                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+                let term = Instant::now();
+                while term.elapsed() < GRACE && matches!(child.try_wait(), Ok(None)) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
                 let _ = child.kill();
                 let _ = child.wait();
                 break (None, true);

@@ -6,6 +6,7 @@
 pub mod cache;
 pub mod cgroups;
 pub mod crun;
+pub mod debian;
 pub mod engine;
 pub mod image;
 pub mod intent;
@@ -21,6 +22,7 @@ pub mod packet;
 pub mod process;
 pub mod rootfs;
 pub mod seccomp;
+pub mod sources;
 
 pub use lab::Lab;
 
@@ -116,6 +118,7 @@ pub(crate) fn package_of(program: &str) -> &'static str {
         "docker" => "docker.io",
         "podman" => "podman",
         "runc" => "runc",
+        "mmdebstrap" => "mmdebstrap",
         _ => "the package that provides it",
     }
 }

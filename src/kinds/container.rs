@@ -216,11 +216,33 @@ impl super::Driver for Driver {
                 )));
             }
             let cid = lab.container_id(&id.name);
-            let status = crun::exec_command(&lab.crun_root(), &cid, &c.env, req.tty, req.argv)
-                .status()
-                .map_err(crate::host::io("run crun exec"))?;
+            let code = match req.capture {
+                Some(capture) => {
+                    let r = crun::exec_captured(
+                        &lab.crun_root(),
+                        &cid,
+                        &c.env,
+                        req.argv,
+                        capture.timeout,
+                    );
+                    if let Ok(mut out) = capture.output.lock() {
+                        *out = r.output;
+                    }
+                    if r.timed_out {
+                        return Err(HostError::Other(format!(
+                            "timed out after {:.1}s",
+                            capture.timeout.as_secs_f64()
+                        )));
+                    }
+                    r.exit_code
+                }
+                None => crun::exec_command(&lab.crun_root(), &cid, &c.env, req.tty, req.argv)
+                    .status()
+                    .map_err(crate::host::io("run crun exec"))?
+                    .code(),
+            };
             // crun says 255 when it could not start the command: tell why, as shells do.
-            Ok(match status.code() {
+            Ok(match code {
                 Some(255) => {
                     let root = super::rootfs::paths(lab, &id.name).merged();
                     match rootfs::lookup(&root, &req.argv[0]) {

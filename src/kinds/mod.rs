@@ -106,6 +106,30 @@ pub struct ExecRequest<'a> {
     pub argv: &'a [String],
     /// Attach a terminal (an interactive shell).
     pub tty: bool,
+    /// Collect the output and bound the time (a check) instead of handing the command
+    /// cloonix's own standard output and error.
+    pub capture: Option<&'a Capture>,
+}
+
+/// Where a captured command's output goes, and how long it may run; a command that runs
+/// out of time is stopped and its exec is an error saying so.
+#[derive(Debug)]
+pub struct Capture {
+    pub timeout: std::time::Duration,
+    pub output: std::sync::Mutex<String>,
+}
+
+impl Capture {
+    pub fn new(timeout: std::time::Duration) -> Capture {
+        Capture {
+            timeout,
+            output: Default::default(),
+        }
+    }
+
+    pub fn output(&self) -> String {
+        self.output.lock().map(|o| o.clone()).unwrap_or_default()
+    }
 }
 
 /// How a kind lives on the host. See the module's documentation.

@@ -6,7 +6,7 @@ use crate::graph::{ImageRef, Resource, ResourceId, Rootfs};
 use crate::host::crun;
 use crate::host::process;
 use crate::host::rootfs::{self, Paths};
-use crate::host::{HostError, Lab, Result, engine, image};
+use crate::host::{HostError, Lab, Result, debian, engine, image};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -38,9 +38,7 @@ fn image_dir(image: &ImageRef, progress: &dyn Fn(&str)) -> Result<PathBuf> {
     match image {
         ImageRef::Builtin => image::busybox(progress),
         ImageRef::Dir { path } => Ok(PathBuf::from(path)),
-        ImageRef::Recipe { name, .. } => Err(HostError::Other(format!(
-            "image `{name}`: building images from Debian packages is not supported yet"
-        ))),
+        ImageRef::Recipe { name, debian } => crate::host::debian::image(name, debian, progress),
         ImageRef::Engine { engine, reference } => {
             engine::export::rootfs(*engine, reference, progress)
         }
@@ -51,15 +49,31 @@ impl super::Driver for Driver {
     type Spec = Rootfs;
     type Receipt = Receipt;
 
+    /// What an image needs before anything is touched: to be built, mmdebstrap and
+    /// package sources for its suite (unless it is built already); to be exported, an
+    /// engine that answers and has it.
     fn preflight(_lab: &Lab, _host: &HostView, _r: &Resource, s: &Rootfs) -> Vec<Refusal> {
         match &s.image {
-            ImageRef::Recipe { name, .. } => vec![Refusal::new(
-                "image",
-                format!(
-                    "image `{name}`: building images from Debian packages is not supported yet"
-                ),
-            )],
-            // The engine answers and has the image: what its export needs.
+            ImageRef::Recipe {
+                name,
+                debian: recipe,
+            } => {
+                if debian::cached(recipe).is_some() {
+                    return Vec::new();
+                }
+                if let Err(e) = debian::source(recipe) {
+                    return vec![Refusal::new("image", format!("image `{name}`: {e}"))];
+                }
+                if !debian::can_build() {
+                    return vec![Refusal::new(
+                        "image",
+                        format!(
+                            "image `{name}` is built with mmdebstrap, which is not installed: apt-get install mmdebstrap"
+                        ),
+                    )];
+                }
+                Vec::new()
+            }
             ImageRef::Engine { engine, reference } => engine::ready(*engine)
                 .and_then(|()| engine::image(*engine, reference))
                 .err()

@@ -10,7 +10,9 @@ pub mod reference;
 pub mod units;
 
 pub use emit::to_yaml;
-pub use load::{HostItem, LoadError, Loaded, MAX_FILE_BYTES, STDIN, is_name, load, load_str};
+pub use load::{
+    HostItem, LoadError, Loaded, MAX_FILE_BYTES, STDIN, is_name, load, load_str, tcp_target,
+};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -83,10 +85,13 @@ pub struct Image {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DebianImage {
-    /// The Debian suite, e.g. `bookworm`.
+    /// The Debian suite, e.g. `bookworm`, fetched from the mirrors this host's apt uses.
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9.-]{0,39}$"))]
     pub suite: String,
-    /// Packages to install.
+    /// Packages to install on top of the `minbase` variant (Essential and apt), by name
+    /// (`name` or `name:arch`).
     #[serde(default)]
+    #[schemars(inner(regex(pattern = r"^[a-z0-9][a-z0-9+.-]+(:[a-z][a-z0-9-]*)?$")))]
     pub packages: Vec<String>,
 }
 

@@ -65,14 +65,12 @@ impl Cx {
         });
         let tcp = tcp.map(|n| {
             let s = self.string(n, "tcp")?;
-            let ok = s
-                .rsplit_once(':')
-                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+            let ok = tcp_target(&s).is_some();
             if !ok {
                 self.err(
                     n.pos,
                     format!("`{s}` is not `HOST:PORT`"),
-                    "e.g. `10.0.0.2:80`",
+                    "an IP address or host name and a port, e.g. `10.0.0.2:80` or `[fd00::2]:80`",
                 );
             }
             ok.then_some(s)
@@ -106,4 +104,25 @@ impl FromStr for ParsedIp {
             .map(ParsedIp)
             .map_err(|_| format!("`{s}` is not an IP address"))
     }
+}
+
+/// The host and port of a check's `tcp: HOST:PORT`: an IPv4 address, an IPv6 address in
+/// brackets, or a host name (letters, digits, `-` and `.`, never starting with `-`, so that
+/// the probe's command never reads it as an option), and a port from 1.
+pub fn tcp_target(s: &str) -> Option<(String, u16)> {
+    let (host, port) = s.rsplit_once(':')?;
+    let port = port.parse::<u16>().ok().filter(|p| *p > 0)?;
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return v6
+            .parse::<std::net::Ipv6Addr>()
+            .ok()
+            .map(|a| (a.to_string(), port));
+    }
+    let b = host.as_bytes();
+    let name = !b.is_empty()
+        && b.len() <= 253
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"-.".contains(c));
+    name.then(|| (host.to_string(), port))
 }

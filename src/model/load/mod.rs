@@ -148,6 +148,7 @@ pub fn load_str(text: &str, dir: &Path) -> Result<Loaded, Diagnostics> {
     }
 }
 
+pub use checks::tcp_target;
 pub use reader::is_name;
 
 impl Cx {
@@ -336,7 +337,7 @@ impl Cx {
             let suite = d.req(self, "suite", "e.g. `suite: bookworm`");
             let packages = d.opt("packages");
             d.finish(self, "a debian image");
-            let suite = suite.and_then(|s| self.string(s, "suite"));
+            let suite = suite.and_then(|s| self.suite(s));
             let packages: Vec<String> = packages
                 .map(|p| {
                     let items = self.seq(p, "packages");
@@ -355,21 +356,62 @@ impl Cx {
         images
     }
 
+    /// A package name as Debian policy has it (with an optional `:arch`): it reaches
+    /// mmdebstrap, and cannot start with `-`, so it is never read as an option.
     fn package(&mut self, node: &Node) -> Option<String> {
         let p = self.string(node, "package")?;
-        let ok = !p.is_empty()
-            && p.bytes()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"+-.:".contains(&c));
-        if !ok {
+        if !is_package(&p) {
             self.err(
                 node.pos,
                 format!("`{p}` is not a Debian package name"),
-                "e.g. `iproute2`",
+                "lowercase letters, digits, `+` `-` `.`, starting with a letter or digit, e.g. `iproute2` (or `name:arch`)",
             );
             return None;
         }
         Some(p)
     }
+
+    /// A suite or codename (`bookworm`, `stable`, `bookworm-backports`): it names apt
+    /// indexes and reaches mmdebstrap, so nothing else is accepted.
+    fn suite(&mut self, node: &Node) -> Option<String> {
+        let s = self.string(node, "suite")?;
+        let b = s.as_bytes();
+        let ok = (1..=40).contains(&b.len())
+            && b[0].is_ascii_lowercase()
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"-.".contains(c));
+        if !ok {
+            self.err(
+                node.pos,
+                format!("`{s}` is not a Debian suite"),
+                "e.g. `bookworm`, `trixie` or `stable`",
+            );
+            return None;
+        }
+        Some(s)
+    }
+}
+
+/// Debian policy 5.6.1: at least two characters of `[a-z0-9+.-]`, the first alphanumeric;
+/// optionally `:ARCH` (`[a-z0-9-]`, e.g. `libc6:i386`).
+pub(super) fn is_package(p: &str) -> bool {
+    let (name, arch) = match p.split_once(':') {
+        Some((n, a)) => (n, Some(a)),
+        None => (p, None),
+    };
+    let b = name.as_bytes();
+    let name_ok = b.len() >= 2
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"+-.".contains(c));
+    let arch_ok = arch.is_none_or(|a| {
+        let a = a.as_bytes();
+        !a.is_empty()
+            && a[0].is_ascii_lowercase()
+            && a.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+    });
+    name_ok && arch_ok
 }
 
 pub(super) const KINDS: [&str; 7] = ["cnt", "kvm", "nat", "tap", "phy", "a2b", "c2c"];
