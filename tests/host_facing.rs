@@ -360,6 +360,16 @@ fn a_nat_gives_a_lease_a_resolver_and_the_hosts_loopback() {
         page.contains("from-the-host"),
         "no page through the nat: {page}"
     );
+    // Straight at the uplink's view of the host's loopback, the same server is out of reach:
+    // the gateway's TCP is the one way in. (The probe is a GET to the test's own server.)
+    let (_, direct) = lab.exec(
+        "a",
+        "printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 2 10.0.2.2 18091",
+    );
+    assert!(
+        !direct.contains("from-the-host"),
+        "the host's loopback answered at 10.0.2.2: {direct}"
+    );
 
     // Its DHCP and DNS server killed behind cloonix's back: drift, restarted by apply.
     let record = std::fs::read_to_string("/run/cloonix/t-nat/intent/nat@gw.json").unwrap();

@@ -1,6 +1,6 @@
 //! A nat's router, all inside its own namespace and nothing in the host's: forwarding on,
 //! one nftables table (masquerade out of the uplink; TCP to the gateway's address to the
-//! host's loopback), slirp4netns as the uplink to the host's world in user space, dnsmasq
+//! host's loopback, and nothing else to the uplink's own subnet or link-local), slirp4netns as the uplink to the host's world in user space, dnsmasq
 //! for DHCP and the DNS relay.
 //!
 //! slirp4netns gives the namespace a `tap0` in 10.0.2.0/24: the host's 127.0.0.1 answers
@@ -12,7 +12,9 @@ use super::process::{self, Identity, Launch};
 use super::{HostError, Result, io, netns};
 use crate::model::units::Resolver;
 use ipnet::Ipv4Net;
-use nftables::expr::{Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField};
+use nftables::expr::{
+    CT, Expression, Meta, MetaKey, NamedExpression, Payload, PayloadField, Prefix,
+};
 use nftables::schema::{Chain, NfListObject, Rule, Table};
 use nftables::stmt::{Match, NAT, Operator, Statement};
 use nftables::types::{NfChainPolicy, NfChainType, NfFamily, NfHook};
@@ -31,7 +33,7 @@ const TABLE: &str = "cloonix";
 
 /// The `i`-th address of `subnet`.
 pub fn host(subnet: &Ipv4Net, i: u32) -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(subnet.network()) + i)
+    crate::model::Nat::address(subnet, i)
 }
 
 fn matches(left: Expression<'static>, right: Expression<'static>) -> Statement<'static> {
@@ -57,7 +59,11 @@ pub fn ruleset(gateway: Ipv4Addr) -> nftables::schema::Nftables<'static> {
         family: NfFamily::IP,
         table: TABLE.into(),
         name: name.into(),
-        _type: Some(NfChainType::NAT),
+        _type: Some(if hook == NfHook::Forward {
+            NfChainType::Filter
+        } else {
+            NfChainType::NAT
+        }),
         hook: Some(hook),
         prio: Some(prio),
         policy: Some(NfChainPolicy::Accept),
@@ -76,6 +82,12 @@ pub fn ruleset(gateway: Ipv4Addr) -> nftables::schema::Nftables<'static> {
             field: "daddr".into(),
         },
     )));
+    let net = |a: Ipv4Addr, len: u32| {
+        Expression::Named(NamedExpression::Prefix(Prefix {
+            addr: Box::new(text(a.to_string())),
+            len,
+        }))
+    };
     let mut batch = nftables::batch::Batch::new();
     batch.add(NfListObject::Table(Table {
         family: NfFamily::IP,
@@ -92,6 +104,41 @@ pub fn ruleset(gateway: Ipv4Addr) -> nftables::schema::Nftables<'static> {
         NfHook::Postrouting,
         100,
     )));
+    batch.add(NfListObject::Chain(chain("forward", NfHook::Forward, 0)));
+    // The host's side of the uplink is reached only the one way the spec gives: TCP to the
+    // gateway, turned into the host's loopback above. Straight to 10.0.2.0/24 (the host's
+    // loopback on every port, UDP too) and to link-local (a cloud's metadata service and
+    // the machine's credentials) the lab gets nothing.
+    batch.add(NfListObject::Rule(rule(
+        "forward",
+        vec![
+            matches(meta(MetaKey::Iifname), text(LAN_IF)),
+            matches(daddr.clone(), net(Ipv4Addr::new(10, 0, 2, 0), 24)),
+            Statement::Match(Match {
+                left: Expression::Named(NamedExpression::CT(CT {
+                    key: "status".into(),
+                    family: None,
+                    dir: None,
+                })),
+                right: text("dnat"),
+                op: Operator::IN,
+            }),
+            Statement::Accept(None),
+        ],
+    )));
+    for (a, len) in [
+        (Ipv4Addr::new(10, 0, 2, 0), 24),
+        (Ipv4Addr::new(169, 254, 0, 0), 16),
+    ] {
+        batch.add(NfListObject::Rule(rule(
+            "forward",
+            vec![
+                matches(meta(MetaKey::Iifname), text(LAN_IF)),
+                matches(daddr.clone(), net(a, len)),
+                Statement::Drop(None),
+            ],
+        )));
+    }
     batch.add(NfListObject::Rule(rule(
         "prerouting",
         vec![
@@ -270,6 +317,8 @@ mod tests {
             "\"172.17.0.2\"",
             "\"masquerade\"",
             "\"tap0\"",
+            "\"169.254.0.0\"",
+            "\"drop\"",
         ] {
             assert!(json.contains(want), "{want} in {json}");
         }

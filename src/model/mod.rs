@@ -410,6 +410,13 @@ pub struct Nat {
     pub dns: Vec<units::Resolver>,
 }
 
+impl Nat {
+    /// The `i`-th address of `subnet`: the gateway is 2, the resolver 3, leases from 10.
+    pub fn address(subnet: &ipnet::Ipv4Net, i: u32) -> std::net::Ipv4Addr {
+        std::net::Ipv4Addr::from(u32::from(subnet.network()) + i)
+    }
+}
+
 /// A host interface whose peer is on a lan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -69,7 +69,7 @@ impl Cx {
 
     /// Takes `addr` on the lan numbered `lan`; false (and an error) when another interface
     /// has it already.
-    fn claim(&mut self, lan: usize, addr: IpAddr, pos: Pos) -> bool {
+    pub(super) fn claim(&mut self, lan: usize, addr: IpAddr, pos: Pos) -> bool {
         let Some(first) = self.addresses.get(&(lan, addr)).copied() else {
             self.addresses.insert((lan, addr), pos);
             return true;

@@ -133,6 +133,8 @@ impl Cx {
                 parsed.into_iter().collect()
             }
         };
+        let lan_pos = lan.map(|n| n.pos);
+        let subnet_pos = subnet.map(|n| n.pos);
         let lan = lan.and_then(|n| self.lan_ref(n));
         let subnet = match subnet {
             None => Some(default_nat_subnet()),
@@ -144,6 +146,19 @@ impl Cx {
                             n.pos,
                             format!("subnet `{s}` is too small"),
                             "it needs .2, .3 and leases from .10: at most /28",
+                        );
+                        None
+                    }
+                    Ok(net)
+                        if net.contains(&std::net::Ipv4Addr::new(10, 0, 2, 0))
+                            || "10.0.2.0/24"
+                                .parse::<ipnet::Ipv4Net>()
+                                .is_ok_and(|u| u.contains(&net)) =>
+                    {
+                        self.err(
+                            n.pos,
+                            format!("subnet `{s}` overlaps 10.0.2.0/24"),
+                            "the nat's uplink to the host uses 10.0.2.0/24: choose another, e.g. `172.17.0.0/24`",
                         );
                         None
                     }
@@ -167,6 +182,18 @@ impl Cx {
                 }
             }
         };
+        // The gateway and the resolver are the nat's addresses on its lan: an interface
+        // given one of them would answer for it half of the time.
+        let mut ok = true;
+        if let (Some(l), Some(net), Some(pos)) = (&lan, &subnet, subnet_pos.or(lan_pos)) {
+            let id = self.lans[l];
+            for i in [2, 3] {
+                ok &= self.claim(id, std::net::IpAddr::V4(Nat::address(net, i)), pos);
+            }
+        }
+        if !ok {
+            return None;
+        }
         Some(Nat {
             lan: lan?,
             subnet: subnet?,
