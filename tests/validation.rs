@@ -142,6 +142,26 @@ fn malformed_values() {
         "not a network address",
     );
     assert_error(
+        &ep("{kind: cnt, sysctl: {net.ipv4.ip_forward: '1,x=2'}}"),
+        "4:48",
+        "characters a sysctl does not take",
+    );
+    assert_error(
+        &ep("{kind: nat, lan: l, subnet: 10.0.0.0/16}"),
+        "4:34",
+        "overlaps 10.0.2.0/24",
+    );
+    assert_error(
+        &ep("{kind: nat, lan: l, subnet: 10.0.2.128/25}"),
+        "4:34",
+        "overlaps 10.0.2.0/24",
+    );
+    assert_error(
+        "name: lab\nlans: [l]\nendpoints:\n  a: {kind: cnt, eth: [{lan: l, ip: 172.17.0.2/24}]}\n  gw: {kind: nat, lan: l}\n",
+        "5:24",
+        "address 172.17.0.2 is already on lan",
+    );
+    assert_error(
         "name: lab\nlans: {l: {mtu: big}}\n",
         "2:17",
         "mtu must be a number",
@@ -219,6 +239,16 @@ fn files_stay_inside() {
         &with_file("etc/x: {content: a}"),
         "8:7",
         "invalid file path",
+    );
+    assert_error(
+        &with_file("/proc/sys/kernel/core_pattern: {content: a}"),
+        "8:7",
+        "is in /proc, /sys or /dev",
+    );
+    assert_error(
+        &with_file("/dev/sda: {content: a}"),
+        "8:7",
+        "is in /proc, /sys or /dev",
     );
     assert_error(
         &with_file("/etc/x: {content: a, source: configs/ok.conf}"),

@@ -106,12 +106,7 @@ pub fn remove_root(p: &Paths) -> Result<()> {
     if is_mounted(&p.merged()) {
         super::unmount(&p.merged());
     }
-    match std::fs::remove_dir_all(&p.dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(io("remove the container's files")(e))
-        }
-        _ => Ok(()),
-    }
+    super::remove_tree(&p.dir)
 }
 
 /// The mount points of this mount namespace.
@@ -164,7 +159,9 @@ fn open_in_root(root: &File, path: &str, flags: i32, mode: u32) -> std::io::Resu
         } else {
             0
         },
-        resolve: libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+        // Never onto another mount: a running endpoint's /proc, /sys or /dev (an engine's
+        // files are written through its running root) are not its files.
+        resolve: libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS | libc::RESOLVE_NO_XDEV,
     };
     let c =
         CString::new(path.trim_start_matches('/')).map_err(|_| std::io::ErrorKind::InvalidInput)?;

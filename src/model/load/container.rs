@@ -279,11 +279,22 @@ impl Cx {
                 .components()
                 .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
             && !key.name.ends_with('/');
-        if !clean {
+        if !clean || key.name.contains('\0') || key.name.len() > 4096 {
             self.err(
                 key.pos,
-                format!("invalid file path `{}`", key.name),
+                format!("invalid file path `{}`", key.name.escape_debug()),
                 "an absolute path inside the endpoint, without `..`, e.g. `/etc/frr/frr.conf`",
+            );
+        } else if ["/proc", "/sys", "/dev"]
+            .iter()
+            .any(|k| path.starts_with(k))
+        {
+            // The kernel's files, in a running endpoint: not the image's to hold, and
+            // cloonix would write them with its own powers.
+            self.err(
+                key.pos,
+                format!("file path `{}` is in /proc, /sys or /dev", key.name),
+                "files go into the endpoint's own filesystem; set sysctls with `sysctl:`",
             );
         }
         let mut f = self.fields(node, "a file")?;
@@ -461,6 +472,24 @@ impl Cx {
                 ok = false;
             }
             match self.string(value, "a sysctl value") {
+                // What a sysctl holds: numbers, words, a few separators. Nothing that an
+                // engine's command line would split (`,`) or read as more (`=`, controls).
+                Some(v)
+                    if v.is_empty()
+                        || !v
+                            .bytes()
+                            .all(|c| c.is_ascii_alphanumeric() || b" \t._:/-".contains(&c)) =>
+                {
+                    self.err(
+                        value.pos,
+                        format!(
+                            "sysctl value `{}` has characters a sysctl does not take",
+                            v.escape_debug()
+                        ),
+                        "letters, digits, spaces and `._:/-`, e.g. `1` or `4096 87380 6291456`",
+                    );
+                    ok = false;
+                }
                 Some(v) => {
                     out.insert(key.name.clone(), v);
                 }
