@@ -270,3 +270,30 @@ fn a_container_running_without_a_record_is_found_by_apply_and_destroy() {
         "destroy left an unrecorded container running"
     );
 }
+
+#[test]
+#[cfg_attr(
+    cloonix_not_root,
+    ignore = "needs root: run the suite as root, as CI does"
+)]
+fn a_container_that_fills_its_layer_with_a_deep_tree_is_still_destroyed() {
+    let lab = Lab::new("t-deep");
+    // Deeper than a process has descriptors by default, which a recursive removal holding
+    // one per level ran out of, leaving a lab no destroy could remove.
+    let yaml = "lans: [l]\nendpoints:\n  a:\n    kind: cnt\n    eth: [{lan: l}]\n    run: ['i=0; while [ $i -lt 1100 ]; do mkdir d && cd d || exit 1; i=$((i+1)); done']\n";
+    lab.apply(yaml);
+    // Run with the common default of 1024 descriptors, whatever this shell's limit is.
+    let out = Command::new("sh")
+        .args(["-c", "ulimit -n 1024 && exec \"$0\" destroy t-deep"])
+        .arg(env!("CARGO_BIN_EXE_cloonix"))
+        .envs(lab.env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(leftovers("t-deep"), Vec::<String>::new());
+    assert!(!std::path::Path::new("/var/lib/cloonix/labs/t-deep").exists());
+}

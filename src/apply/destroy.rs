@@ -5,7 +5,7 @@
 
 use super::{Failure, Report, execute};
 use crate::graph::{Graph, Kind};
-use crate::host::{Lab, io, netns};
+use crate::host::{Lab, netns};
 use crate::observe::observe_lab;
 
 /// Removes a lab and everything it made; `None` when there was nothing of it on this host.
@@ -38,12 +38,10 @@ pub fn destroy(name: &str, progress: &(dyn Fn(&str) + Sync)) -> Option<Report> {
         }
     }
     for dir in [&lab.run, &lab.state] {
-        if let Err(e) = std::fs::remove_dir_all(dir)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
+        if let Err(e) = crate::host::remove_tree(dir) {
             report.failures.push(Failure {
                 resource: dir.display().to_string(),
-                error: io("remove the lab's files")(e).to_string(),
+                error: e.to_string(),
             });
         }
     }

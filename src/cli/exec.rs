@@ -8,6 +8,11 @@ use cloonix::host::{Lab, intent};
 use cloonix::kinds::{self, ExecRequest};
 
 pub fn run(lab: &str, node: &str, argv: &[String], tty: bool) -> i32 {
+    // Not a name: no lab, and no path of the caller's choosing to read records from.
+    if !cloonix::model::is_name(lab) {
+        errln!("cloonix: no lab {lab}");
+        return 125;
+    }
     let lab = Lab::new(lab);
     let req = ExecRequest {
         argv,

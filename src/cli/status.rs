@@ -27,6 +27,10 @@ pub fn run(lab: Option<&str>, format: Format) -> i32 {
         }
         return 0;
     };
+    if !cloonix::model::is_name(name) {
+        errln!("cloonix: no lab {name}");
+        return 1;
+    }
     let lab = Lab::new(name);
     let observed = observe_lab(&lab);
     if !observed.exists() {

@@ -185,13 +185,13 @@ impl Cache {
             return Ok(dir);
         }
         // Left by a build that was killed: not complete, so not used.
-        let _ = std::fs::remove_dir_all(&dir);
+        let _ = super::remove_tree(&dir);
         let tmp = self.root.join(format!(".build-{id}"));
-        let _ = std::fs::remove_dir_all(&tmp);
+        let _ = super::remove_tree(&tmp);
         private_dir(&tmp)?;
         progress(&format!("building image {id}"));
         if let Err(e) = build(&tmp) {
-            let _ = std::fs::remove_dir_all(&tmp);
+            let _ = super::remove_tree(&tmp);
             return Err(e);
         }
         let meta = Meta {
@@ -237,7 +237,7 @@ impl Cache {
             // Made unusable first (no meta.json), then removed: a crash half-way leaves an
             // incomplete entry, which the next build removes.
             std::fs::remove_file(dir.join("meta.json")).map_err(io(format!("prune {}", m.id)))?;
-            std::fs::remove_dir_all(&dir).map_err(io(format!("prune {}", m.id)))?;
+            super::remove_tree(&dir)?;
             removed.push(m);
         }
         Ok(removed)

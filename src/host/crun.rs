@@ -251,25 +251,25 @@ pub fn exec_captured(
     )
 }
 
+/// The most of a command's output that is kept.
+const OUTPUT_LIMIT: u64 = 1 << 20;
+
 /// How long a command that ran out of time has between TERM and KILL.
 const GRACE: Duration = Duration::from_secs(2);
 
 fn run_with_timeout(mut cmd: Command, timeout: Duration, shown: String) -> RunResult {
     let out_file = tempfile_for_output();
+    // Out of descriptors, the output is lost, not cloonix.
+    let sink = || {
+        out_file
+            .as_ref()
+            .and_then(|f| f.try_clone().ok())
+            .map_or(Stdio::null(), Stdio::from)
+    };
     let child = cmd
         .stdin(Stdio::null())
-        .stdout(
-            out_file
-                .as_ref()
-                .map(|f| Stdio::from(f.try_clone().expect("dup")))
-                .unwrap_or(Stdio::null()),
-        )
-        .stderr(
-            out_file
-                .as_ref()
-                .map(|f| Stdio::from(f.try_clone().expect("dup")))
-                .unwrap_or(Stdio::null()),
-        )
+        .stdout(sink())
+        .stderr(sink())
         .spawn();
     let mut child = match child {
         Ok(c) => c,
@@ -307,7 +307,10 @@ fn run_with_timeout(mut cmd: Command, timeout: Duration, shown: String) -> RunRe
     if let Some(mut f) = out_file {
         use std::io::Seek;
         let _ = f.rewind();
-        let _ = f.read_to_string(&mut output);
+        // What a report shows, not what a command may pour out.
+        let mut bytes = Vec::new();
+        let _ = f.take(OUTPUT_LIMIT).read_to_end(&mut bytes);
+        output = String::from_utf8_lossy(&bytes).into_owned();
     }
     RunResult {
         command: shown,

@@ -21,6 +21,9 @@ pub struct Lab {
 
 impl Lab {
     pub fn new(name: &str) -> Lab {
+        // Its name becomes paths under /run and /var/lib as root: never `..`, never a `/`.
+        // Callers check what users type and say so; this is the line nothing crosses.
+        assert!(crate::model::is_name(name), "not a lab name: {name:?}");
         Lab {
             name: name.to_string(),
             run: PathBuf::from(RUN_ROOT).join(name),

@@ -112,6 +112,7 @@ pub(crate) fn package_of(program: &str) -> &'static str {
         "dot" => "graphviz",
         "catatonit" => "catatonit",
         "unshare" | "mount" | "umount" | "nsenter" => "util-linux",
+        "rm" => "coreutils",
         "slirp4netns" => "slirp4netns",
         "dnsmasq" => "dnsmasq-base",
         "nft" => "nftables",
@@ -148,6 +149,28 @@ pub fn run(cmd: &mut Command, what: &str) -> Result<String> {
             stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         })
     }
+}
+
+/// Removes a tree that a lab's endpoint may have filled (a container's layer, an image a
+/// recipe built, an export): of any depth, never leaving its own filesystem, never following
+/// a link. Not there is fine.
+///
+/// Not `std::fs::remove_dir_all`: it holds one descriptor per level and recurses, so 1100
+/// nested directories made by a demo's `run` ran it out of descriptors (and 19000 out of
+/// stack) and left a lab no `destroy` could remove. coreutils' `rm` walks with fts.
+pub fn remove_tree(path: &std::path::Path) -> Result<()> {
+    assert!(path.is_absolute(), "{} is not absolute", path.display());
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        _ => {}
+    }
+    run(
+        Command::new("rm")
+            .args(["-rf", "--one-file-system", "--"])
+            .arg(path),
+        &format!("remove {}", path.display()),
+    )
+    .map(drop)
 }
 
 /// Detaches whatever is mounted on `path`; nothing mounted there is fine.
