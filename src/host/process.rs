@@ -284,16 +284,21 @@ fn pids_of(exe: &Path) -> Vec<i32> {
 /// running on the host can pass for it. One pass over /proc, however many namespaces.
 pub fn find(exe: &Path, namespaces: &[PathBuf]) -> Vec<Identity> {
     use std::os::unix::fs::MetadataExt;
-    let inodes: std::collections::HashSet<u64> = namespaces
+    // By device and inode: a namespace's file is on nsfs, so a plain file left under
+    // /run/netns, whose tmpfs inode number could be any process's, matches nothing.
+    let ids: std::collections::HashSet<(u64, u64)> = namespaces
         .iter()
-        .filter_map(|n| std::fs::metadata(n).ok().map(|m| m.ino()))
+        .filter_map(|n| std::fs::metadata(n).ok().map(|m| (m.dev(), m.ino())))
         .collect();
-    if inodes.is_empty() {
+    if ids.is_empty() {
         return Vec::new();
     }
     pids_of(exe)
         .into_iter()
-        .filter(|&pid| netns_inode_of(pid).is_some_and(|i| inodes.contains(&i)))
+        .filter(|&pid| {
+            std::fs::metadata(format!("/proc/{pid}/ns/net"))
+                .is_ok_and(|m| ids.contains(&(m.dev(), m.ino())))
+        })
         .filter_map(Identity::of)
         .collect()
 }
