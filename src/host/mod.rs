@@ -3,8 +3,10 @@
 //! cloonix records. Nothing here knows of YAML or plans; the resource kinds
 //! (`crate::kinds`) call in with what they need.
 
+pub mod agent;
 pub mod cache;
 pub mod crun;
+pub mod guest;
 pub mod image;
 pub mod intent;
 mod lab;
@@ -15,8 +17,10 @@ pub mod netns;
 pub mod oci;
 pub mod ovs;
 pub mod process;
+pub mod qemu;
 pub mod rootfs;
 pub mod seccomp;
+pub mod tap;
 
 pub use lab::Lab;
 

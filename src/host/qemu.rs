@@ -1,0 +1,479 @@
+//! qemu: the command line of one VM, which accelerator this host offers, and a QMP client.
+//!
+//! A VM is started sandboxed (`-sandbox on` with every optional part denied: no spawning,
+//! no privilege changes, no obsolete or resource-control calls), with no default devices,
+//! no user config, no reboot (a guest that reboots or panics ends qemu, which cloonix then
+//! sees as drift). Its disk chain is handed over layer by layer in JSON `-blockdev`s, every
+//! format given and no backing below the last layer, so qemu opens no file that a header
+//! names. Its NICs are taps that cloonix made in the lab's switch namespace, opened with
+//! `vnet_hdr=off`: with it on, the guest leaves checksums to the host and OVS's userspace
+//! datapath forwards them unfilled, so TCP fails.
+//!
+//! QMP serves one client at a time (a second one is kept waiting without a greeting), so
+//! cloonix opens one session per VM at a time (the kinds' `Lane::Serial`), and every read
+//! has a timeout.
+
+use super::{HostError, Result, io};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub const PROGRAM: &str = "qemu-system-x86_64";
+const SANDBOX: &str = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
+
+/// How the guest's CPU runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    Kvm,
+    Tcg,
+}
+
+impl Engine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Engine::Kvm => "kvm",
+            Engine::Tcg => "tcg",
+        }
+    }
+}
+
+/// Whether KVM can run guests here, and if not, why: the CPU must advertise vmx or svm
+/// (a nested host that hides them hangs a KVM guest with no output) and /dev/kvm must open.
+pub fn kvm_available() -> std::result::Result<(), String> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let virt = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("flags"))
+        .any(|l| l.split_whitespace().any(|f| f == "vmx" || f == "svm"));
+    if !virt {
+        return Err("the CPU advertises neither vmx nor svm".into());
+    }
+    std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .map(|_| ())
+        .map_err(|e| format!("/dev/kvm: {e}"))
+}
+
+/// The accelerator for `accel` (auto: KVM where available, TCG otherwise), with why.
+pub fn engine(accel: crate::model::Accel) -> std::result::Result<(Engine, String), String> {
+    use crate::model::Accel;
+    match (accel, kvm_available()) {
+        (Accel::Tcg, _) => Ok((Engine::Tcg, "asked for".into())),
+        (Accel::Kvm, Ok(())) | (Accel::Auto, Ok(())) => {
+            Ok((Engine::Kvm, "KVM is available".into()))
+        }
+        (Accel::Kvm, Err(why)) => Err(format!("accel kvm: {why}")),
+        (Accel::Auto, Err(why)) => Ok((Engine::Tcg, format!("no KVM: {why}"))),
+    }
+}
+
+/// The host's memory, in MiB.
+pub fn host_ram_mib() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024)
+}
+
+/// The NIC models, as qemu's drivers.
+pub fn driver(model: crate::model::NicModel) -> &'static str {
+    match model {
+        crate::model::NicModel::Virtio => "virtio-net-pci",
+        crate::model::NicModel::E1000 => "e1000",
+    }
+}
+
+/// qemu's ids of a NIC's backend and device.
+pub fn netdev_id(iface: &str) -> String {
+    format!("net-{iface}")
+}
+
+pub fn device_id(iface: &str) -> String {
+    format!("nic-{iface}")
+}
+
+/// A NIC a VM starts with.
+#[derive(Debug, Clone)]
+pub struct Nic {
+    pub iface: String,
+    pub tap: String,
+    pub mac: String,
+    pub model: crate::model::NicModel,
+}
+
+/// Where a VM's runtime files are.
+#[derive(Debug, Clone)]
+pub struct Sockets {
+    pub qmp: PathBuf,
+    pub agent: PathBuf,
+    pub console: PathBuf,
+    /// Everything the serial console printed, also while nobody was attached.
+    pub console_log: PathBuf,
+}
+
+impl Sockets {
+    pub fn in_dir(dir: &Path) -> Sockets {
+        Sockets {
+            qmp: dir.join("qmp.sock"),
+            agent: dir.join("agent.sock"),
+            console: dir.join("console.sock"),
+            console_log: dir.join("console.log"),
+        }
+    }
+}
+
+/// What boots.
+#[derive(Debug, Clone)]
+pub struct Boot {
+    pub kernel: PathBuf,
+    pub initrd: Option<PathBuf>,
+    pub append: String,
+    /// A disk: its layers, bottom first, and the overlay on top that takes the writes.
+    pub disk: Option<(Vec<crate::model::qcow2::Layer>, PathBuf)>,
+}
+
+/// Everything that makes one VM's command line.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    /// qemu's `-name`, also how an unrecorded qemu of this VM is recognised.
+    pub name: String,
+    pub engine: Engine,
+    pub cpus: u32,
+    pub ram_mib: u32,
+    pub boot: Boot,
+    pub nics: Vec<Nic>,
+    pub sockets: Sockets,
+}
+
+fn chardev(id: &str, path: &Path, extra: &str) -> String {
+    format!(
+        "socket,id={id},path={},server=on,wait=off{extra}",
+        path.display()
+    )
+}
+
+/// The disk chain as JSON `-blockdev`s, base first: read-only layers, `backing: null` at
+/// the bottom, the overlay on top; the name of the top node.
+pub fn blockdevs(layers: &[crate::model::qcow2::Layer], overlay: &Path) -> (Vec<String>, String) {
+    use crate::model::qcow2::Format;
+    let mut out = Vec::new();
+    let mut below: Option<String> = None;
+    let files = layers
+        .iter()
+        .rev()
+        .map(|l| (l.path.as_path(), l.format, true))
+        .chain(std::iter::once((overlay, Format::Qcow2, false)));
+    for (n, (path, format, read_only)) in files.enumerate() {
+        let file = format!("disk-f{n}");
+        let node = format!("disk-l{n}");
+        out.push(
+            json!({"driver": "file", "node-name": file, "filename": path, "read-only": read_only})
+                .to_string(),
+        );
+        let mut fmt = json!({"driver": format.as_str(), "node-name": node, "file": file, "read-only": read_only});
+        if format == Format::Qcow2 {
+            fmt["backing"] = below.map(Value::String).unwrap_or(Value::Null);
+        }
+        out.push(fmt.to_string());
+        below = Some(node);
+    }
+    (out, below.expect("an overlay at least"))
+}
+
+impl Machine {
+    pub fn argv(&self) -> Vec<String> {
+        let s = &self.sockets;
+        let mut a: Vec<String> = vec![
+            "-name".into(),
+            self.name.clone(),
+            "-accel".into(),
+            self.engine.as_str().into(),
+            "-m".into(),
+            self.ram_mib.to_string(),
+            "-smp".into(),
+            self.cpus.to_string(),
+            "-nodefaults".into(),
+            "-no-user-config".into(),
+            "-nographic".into(),
+            "-no-reboot".into(),
+            "-sandbox".into(),
+            SANDBOX.into(),
+            "-M".into(),
+            "pc,smm=off,vmport=off,usb=off".into(),
+        ];
+        if self.engine == Engine::Kvm {
+            a.extend(["-cpu".into(), "host".into()]);
+        }
+        a.extend(["-kernel".into(), self.boot.kernel.display().to_string()]);
+        if let Some(initrd) = &self.boot.initrd {
+            a.extend(["-initrd".into(), initrd.display().to_string()]);
+        }
+        a.extend(["-append".into(), self.boot.append.clone()]);
+        a.extend([
+            "-qmp".into(),
+            format!("unix:{},server=on,wait=off", s.qmp.display()),
+            "-chardev".into(),
+            chardev(
+                "con0",
+                &s.console,
+                &format!(",logfile={},logappend=on", s.console_log.display()),
+            ),
+            "-serial".into(),
+            "chardev:con0".into(),
+            "-chardev".into(),
+            chardev("agent0", &s.agent, ""),
+            "-device".into(),
+            "virtio-serial-pci,id=vser0".into(),
+            "-device".into(),
+            "virtserialport,bus=vser0.0,chardev=agent0,name=cloonix.agent".into(),
+            "-object".into(),
+            "rng-random,id=rng0,filename=/dev/urandom".into(),
+            "-device".into(),
+            "virtio-rng-pci,rng=rng0".into(),
+        ]);
+        if let Some((layers, overlay)) = &self.boot.disk {
+            let (devs, top) = blockdevs(layers, overlay);
+            for d in devs {
+                a.extend(["-blockdev".into(), d]);
+            }
+            a.extend([
+                "-device".into(),
+                format!("virtio-blk-pci,drive={top},id=disk0"),
+            ]);
+        }
+        for n in &self.nics {
+            a.extend([
+                "-netdev".into(),
+                format!(
+                    "tap,id={},ifname={},script=no,downscript=no,vnet_hdr=off",
+                    netdev_id(&n.iface),
+                    n.tap
+                ),
+                "-device".into(),
+                format!(
+                    "{},netdev={},mac={},id={}",
+                    driver(n.model),
+                    netdev_id(&n.iface),
+                    n.mac,
+                    device_id(&n.iface)
+                ),
+            ]);
+        }
+        a
+    }
+}
+
+/// An error qemu answered with, or a failure to talk to it.
+#[derive(Debug)]
+pub enum QmpError {
+    /// qemu refused the command: its error class and description.
+    Refused(String, String),
+    Host(HostError),
+}
+
+impl std::fmt::Display for QmpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            QmpError::Refused(class, desc) => write!(f, "{desc} ({class})"),
+            QmpError::Host(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<QmpError> for HostError {
+    fn from(e: QmpError) -> HostError {
+        match e {
+            QmpError::Refused(..) => HostError::Other(format!("qemu: {e}")),
+            QmpError::Host(h) => h,
+        }
+    }
+}
+
+/// A QMP session with one VM's qemu.
+pub struct Qmp {
+    stream: UnixStream,
+    reader: BufReader<UnixStream>,
+    events: Vec<Value>,
+    next: u64,
+    timeout: Duration,
+}
+
+impl Qmp {
+    /// Connects and negotiates; `None` when no qemu listens there (it is not running).
+    pub fn connect(path: &Path, timeout: Duration) -> Result<Option<Qmp>> {
+        let stream = match UnixStream::connect(path) {
+            Ok(s) => s,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                ) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(io(format!("connect to {}", path.display()))(e)),
+        };
+        let reader = BufReader::new(stream.try_clone().map_err(io("QMP socket"))?);
+        let mut q = Qmp {
+            stream,
+            reader,
+            events: Vec::new(),
+            next: 0,
+            timeout,
+        };
+        let greeting = q.read(Instant::now() + timeout).map_err(HostError::from)?;
+        if greeting.get("QMP").is_none() {
+            return Err(HostError::Other(format!(
+                "{} does not speak QMP",
+                path.display()
+            )));
+        }
+        q.cmd("qmp_capabilities", json!({}))?;
+        Ok(Some(q))
+    }
+
+    fn read(&mut self, deadline: Instant) -> std::result::Result<Value, QmpError> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(QmpError::Host(HostError::Other(
+                "qemu did not answer in time".into(),
+            )));
+        }
+        self.stream
+            .set_read_timeout(Some(left))
+            .and_then(|()| self.reader.get_ref().set_read_timeout(Some(left)))
+            .map_err(|e| QmpError::Host(io("QMP socket")(e)))?;
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(0) => Err(QmpError::Host(HostError::Other("qemu closed QMP".into()))),
+            Ok(_) => serde_json::from_str(&line)
+                .map_err(|e| QmpError::Host(HostError::Other(format!("QMP: {e}")))),
+            Err(e) => Err(QmpError::Host(io("read from QMP")(e))),
+        }
+    }
+
+    /// Runs a command; its `return`. Events that arrive meanwhile are kept for
+    /// [`Qmp::wait_event`].
+    pub fn cmd(&mut self, execute: &str, args: Value) -> std::result::Result<Value, QmpError> {
+        self.next += 1;
+        let id = format!("cx{}", self.next);
+        let mut msg = json!({"execute": execute, "id": id});
+        if args.as_object().is_some_and(|o| !o.is_empty()) {
+            msg["arguments"] = args;
+        }
+        let mut line = msg.to_string();
+        line.push('\n');
+        self.stream
+            .write_all(line.as_bytes())
+            .map_err(|e| QmpError::Host(io("write to QMP")(e)))?;
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            let m = self.read(deadline)?;
+            if m.get("event").is_some() {
+                self.events.push(m);
+            } else if m.get("id").and_then(Value::as_str) == Some(&id) {
+                if let Some(e) = m.get("error") {
+                    let s = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                    return Err(QmpError::Refused(s("class"), s("desc")));
+                }
+                return Ok(m.get("return").cloned().unwrap_or(Value::Null));
+            }
+        }
+    }
+
+    /// Waits for an event that `pred` accepts.
+    pub fn wait_event(
+        &mut self,
+        pred: impl Fn(&Value) -> bool,
+        within: Duration,
+    ) -> std::result::Result<Value, QmpError> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(i) = self.events.iter().position(&pred) {
+                return Ok(self.events.remove(i));
+            }
+            let m = self.read(deadline)?;
+            if m.get("event").is_some() {
+                self.events.push(m);
+            }
+        }
+    }
+
+    /// The ids of the devices added by id (`-device ...,id=` or `device_add`).
+    pub fn devices(&mut self) -> std::result::Result<Vec<String>, QmpError> {
+        let list = self.cmd("qom-list", json!({"path": "/machine/peripheral"}))?;
+        Ok(list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["type"].as_str().is_some_and(|t| t.starts_with("child<")))
+            .filter_map(|p| p["name"].as_str().map(String::from))
+            .collect())
+    }
+
+    /// Removes a device and waits until the guest has let it go (an ACPI eject: a guest
+    /// that does not cooperate never lets go).
+    pub fn device_del(&mut self, id: &str, within: Duration) -> std::result::Result<(), QmpError> {
+        self.cmd("device_del", json!({"id": id}))?;
+        self.wait_event(
+            |e| e["event"] == "DEVICE_DELETED" && e["data"]["device"] == id,
+            within,
+        )
+        .map(|_| ())
+        .map_err(|e| match e {
+            QmpError::Host(_) => QmpError::Host(HostError::Other(format!(
+                "the guest did not release device {id} within {}s",
+                within.as_secs()
+            ))),
+            other => other,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::qcow2::{Format, Layer};
+
+    #[test]
+    fn the_disk_chain_is_explicit_from_the_bottom_up() {
+        let layers = [
+            Layer {
+                path: "/t/top.qcow2".into(),
+                format: Format::Qcow2,
+            },
+            Layer {
+                path: "/t/base.raw".into(),
+                format: Format::Raw,
+            },
+        ];
+        let (devs, top) = blockdevs(&layers, Path::new("/s/overlay.qcow2"));
+        let v: Vec<Value> = devs
+            .iter()
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect();
+        assert_eq!(v[0]["filename"], "/t/base.raw");
+        assert_eq!(v[1]["driver"], "raw");
+        assert!(v[1].get("backing").is_none(), "raw has no backing");
+        assert_eq!(v[3]["driver"], "qcow2");
+        assert_eq!(v[3]["backing"], "disk-l0");
+        assert_eq!(v[3]["read-only"], true);
+        assert_eq!(v[5]["backing"], "disk-l1");
+        assert_eq!(v[5]["read-only"], false);
+        assert_eq!(top, "disk-l2");
+        let single = blockdevs(&layers[..1], Path::new("/s/o.qcow2")).0;
+        let base: Value = serde_json::from_str(&single[1]).unwrap();
+        assert_eq!(base["backing"], Value::Null, "nothing below the bottom");
+    }
+}
