@@ -9,6 +9,10 @@ use cloonix::kinds::{self, ExecRequest};
 
 pub fn run(lab: &str, node: &str, argv: &[String], tty: bool) -> i32 {
     let lab = Lab::new(lab);
+    // A VM's agent has no terminal to offer: a shell on a terminal is its serial console.
+    if tty && let Ok(Some(console)) = super::console::socket(&lab, node) {
+        return super::console::attach(&console, node);
+    }
     let req = ExecRequest { argv, tty };
     let records = intent::read_all(&lab);
     let ran = records

@@ -1,6 +1,7 @@
 //! Commands, one module each, all returning their exit code.
 
 mod apply;
+mod console;
 mod destroy;
 mod diff;
 mod docs;
@@ -93,8 +94,11 @@ enum Command {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
-    /// Open a shell on an endpoint.
+    /// Open a shell on an endpoint (on a VM with a terminal: its serial console).
     Shell { lab: String, node: String },
+    /// Attach to a VM's serial console; Ctrl-] leaves (without a terminal: standard input
+    /// goes to the console until it ends and the console is quiet for a second).
+    Console { lab: String, node: String },
     /// Print a shell completion script, e.g. `cloonix completions bash >
     /// /usr/share/bash-completion/completions/cloonix`.
     Completions { shell: clap_complete::Shell },
@@ -180,6 +184,7 @@ fn command(command: Command) -> i32 {
             let tty = std::io::IsTerminal::is_terminal(&std::io::stdin());
             exec::run(&lab, &node, &["/bin/sh".into()], tty)
         }
+        Command::Console { lab, node } => console::run(&lab, &node),
         Command::Completions { shell } => docs::completions(shell),
         Command::Man { dir } => docs::man(dir.as_deref()),
     }
