@@ -261,8 +261,9 @@ impl Machine {
                     n.tap
                 ),
                 "-device".into(),
+                // No option ROM: nothing boots from the network, and iPXE's costs time.
                 format!(
-                    "{},netdev={},mac={},id={}",
+                    "{},netdev={},mac={},id={},romfile=",
                     driver(n.model),
                     netdev_id(&n.iface),
                     n.mac,
