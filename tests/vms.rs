@@ -159,6 +159,15 @@ fn two_vms_and_three_containers_on_two_lans_come_up_in_one_apply() {
     assert!(lab.ping("v2", "10.62.2.13"));
     assert!(lab.ping("c3", "10.62.2.1"));
     assert_eq!(lab.diff_code(yaml), 0);
+    // A VM whose qemu died is drift, and apply starts it again.
+    let status = cloonix::observe::observe_lab(&cloonix::host::Lab::new("k-many")).status();
+    let qemu = cloonix::host::process::Identity::of(status.endpoints["v2"].pid.unwrap()).unwrap();
+    qemu.stop(std::time::Duration::ZERO).unwrap();
+    let shown = text(&lab.cloonix(&["status", "k-many"]));
+    assert!(shown.contains("its qemu is not running"), "{shown}");
+    assert_eq!(lab.diff_code(yaml), 2);
+    lab.apply(yaml);
+    assert!(lab.ping_again("v1", "10.62.2.2"), "v2 is back");
     let out = lab.cloonix(&["destroy", "k-many"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(vm_leftovers("k-many"), Vec::<String>::new());
