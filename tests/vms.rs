@@ -88,6 +88,24 @@ fn a_vm_and_a_container_share_a_lan_and_the_vm_takes_nics_live() {
         status.contains("accel tcg") || status.contains("accel kvm"),
         "{status}"
     );
+    // qemu runs as a user of its own, with no capabilities, under seccomp.
+    let s = cloonix::observe::observe_lab(&cloonix::host::Lab::new("k-lan")).status();
+    let pid = s.endpoints["vm1"].pid.unwrap();
+    let proc_status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |k: &str| {
+        proc_status
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_ne!(field("Uid:"), "0", "{proc_status}");
+    assert_eq!(field("CapEff:"), "0000000000000000");
+    assert_eq!(field("NoNewPrivs:"), "1");
+    assert_eq!(field("Seccomp:"), "2");
     // The serial console without a terminal: input goes in, the shell's output comes back.
     let mut console = Command::new(env!("CARGO_BIN_EXE_cloonix"))
         .args(["console", "k-lan", "vm1"])

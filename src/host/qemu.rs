@@ -5,9 +5,11 @@
 //! no user config, no reboot (a guest that reboots or panics ends qemu, which cloonix then
 //! sees as drift). Its disk chain is handed over layer by layer in JSON `-blockdev`s, every
 //! format given and no backing below the last layer, so qemu opens no file that a header
-//! names. Its NICs are taps that cloonix made in the lab's switch namespace, opened with
-//! `vnet_hdr=off`: with it on, the guest leaves checksums to the host and OVS's userspace
-//! datapath forwards them unfilled, so TCP fails.
+//! names. It is handed everything open (sockets, kernel, initrd, disk layers, log, taps)
+//! and runs as a user of its own with no capabilities. Its NICs are taps that cloonix made
+//! in the lab's switch namespace, opened without a virtio-net header: with one, the guest
+//! leaves checksums to the host and OVS's userspace datapath forwards them unfilled, so TCP
+//! fails.
 //!
 //! QMP serves one client at a time (a second one is kept waiting without a greeting), so
 //! cloonix opens one session per VM at a time (the kinds' `Lane::Serial`), and every read
@@ -15,8 +17,10 @@
 
 use super::{HostError, Result, io};
 use serde_json::{Value, json};
+use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -103,11 +107,22 @@ pub fn device_id(iface: &str) -> String {
     format!("nic-{iface}")
 }
 
-/// A NIC a VM starts with.
-#[derive(Debug, Clone)]
+/// The user and group a VM's qemu runs as: a number of its own, derived from its lab and
+/// name, in a range that no distribution allocates (Debian's ids end at 65533; subordinate
+/// ranges for user namespaces start at 100000 and grow by 65536 per user). It owns no
+/// file and, but for a hash collision, shares its id with no other process: an escaped
+/// guest holds an unprivileged process that can signal or trace no other.
+pub fn user_of(lab: &str, vm: &str) -> u32 {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(format!("{lab}/{vm}").as_bytes());
+    0x5C00_0000 + (u32::from_be_bytes([0, d[0], d[1], d[2]]))
+}
+
+/// A NIC a VM starts with: its tap, opened by cloonix.
+#[derive(Debug)]
 pub struct Nic {
     pub iface: String,
-    pub tap: String,
+    pub tap: OwnedFd,
     pub mac: String,
     pub model: crate::model::NicModel,
 }
@@ -133,46 +148,69 @@ impl Sockets {
     }
 }
 
-/// What boots.
-#[derive(Debug, Clone)]
+/// What boots, opened by cloonix.
+#[derive(Debug)]
 pub struct Boot {
-    pub kernel: PathBuf,
-    pub initrd: Option<PathBuf>,
+    pub kernel: File,
+    pub initrd: Option<File>,
     pub append: String,
-    /// A disk: its layers, bottom first, and the overlay on top that takes the writes.
-    pub disk: Option<(Vec<crate::model::qcow2::Layer>, PathBuf)>,
+    /// A disk: its layers, top first, each opened read-only, and the overlay that takes
+    /// the writes, opened read-write.
+    pub disk: Option<(Vec<(File, crate::model::qcow2::Format)>, File)>,
 }
 
-/// Everything that makes one VM's command line.
-#[derive(Debug, Clone)]
+/// Everything that makes one VM's command line. qemu is handed every file, socket and
+/// tap open, and runs as a user of its own ([`user_of`]): it opens nothing of the lab's by
+/// name (it could not: the lab's directories are root's), only its firmware.
+#[derive(Debug)]
 pub struct Machine {
     /// qemu's `-name`, also how an unrecorded qemu of this VM is recognised.
     pub name: String,
     pub engine: Engine,
+    /// /dev/kvm, opened by cloonix, when the engine is KVM.
+    pub kvm: Option<File>,
     pub cpus: u32,
     pub ram_mib: u32,
     pub boot: Boot,
     pub nics: Vec<Nic>,
-    pub sockets: Sockets,
+    pub qmp: UnixListener,
+    pub agent: UnixListener,
+    pub console: UnixListener,
+    pub console_log: File,
 }
 
-fn chardev(id: &str, path: &Path, extra: &str) -> String {
+/// A file handed over by descriptor, as qemu's file functions take it: `/dev/fdset/N`
+/// for those that know fd sets (block devices, logs, /dev/kvm), `/proc/self/fd/N` for
+/// the rest (the kernel and initrd).
+fn by_fd(fd: &impl AsRawFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+const SET_LOG: u32 = 1;
+const SET_KVM: u32 = 2;
+const SET_DISK: u32 = 10;
+
+fn chardev(id: &str, listener: &UnixListener, extra: &str) -> String {
     format!(
-        "socket,id={id},path={},server=on,wait=off{extra}",
-        path.display()
+        "socket,id={id},fd={},server=on,wait=off{extra}",
+        listener.as_raw_fd()
     )
 }
 
 /// The disk chain as JSON `-blockdev`s, base first: read-only layers, `backing: null` at
-/// the bottom, the overlay on top; the name of the top node.
-pub fn blockdevs(layers: &[crate::model::qcow2::Layer], overlay: &Path) -> (Vec<String>, String) {
+/// the bottom, the overlay on top; the name of the top node. `layers` are top first, as
+/// the filenames qemu opens them by.
+pub fn blockdevs(
+    layers: &[(String, crate::model::qcow2::Format)],
+    overlay: &str,
+) -> (Vec<String>, String) {
     use crate::model::qcow2::Format;
     let mut out = Vec::new();
     let mut below: Option<String> = None;
     let files = layers
         .iter()
         .rev()
-        .map(|l| (l.path.as_path(), l.format, true))
+        .map(|(path, format)| (path.as_str(), *format, true))
         .chain(std::iter::once((overlay, Format::Qcow2, false)));
     for (n, (path, format, read_only)) in files.enumerate() {
         let file = format!("disk-f{n}");
@@ -192,13 +230,40 @@ pub fn blockdevs(layers: &[crate::model::qcow2::Layer], overlay: &Path) -> (Vec<
 }
 
 impl Machine {
+    /// The descriptors qemu inherits.
+    pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
+        let mut v: Vec<BorrowedFd> = vec![
+            self.qmp.as_fd(),
+            self.agent.as_fd(),
+            self.console.as_fd(),
+            self.console_log.as_fd(),
+            self.boot.kernel.as_fd(),
+        ];
+        v.extend(self.boot.initrd.as_ref().map(|f| f.as_fd()));
+        v.extend(self.kvm.as_ref().map(|f| f.as_fd()));
+        if let Some((layers, overlay)) = &self.boot.disk {
+            v.extend(layers.iter().map(|(f, _)| f.as_fd()));
+            v.push(overlay.as_fd());
+        }
+        v.extend(self.nics.iter().map(|n| n.tap.as_fd()));
+        v
+    }
+
     pub fn argv(&self) -> Vec<String> {
-        let s = &self.sockets;
-        let mut a: Vec<String> = vec![
-            "-name".into(),
-            self.name.clone(),
-            "-accel".into(),
-            self.engine.as_str().into(),
+        let add_fd = |fd: &dyn AsRawFd, set: u32| format!("fd={},set={set}", fd.as_raw_fd());
+        let mut a: Vec<String> = vec!["-name".into(), self.name.clone()];
+        match &self.kvm {
+            Some(kvm) => a.extend([
+                "-add-fd".into(),
+                add_fd(kvm, SET_KVM),
+                "-accel".into(),
+                format!("kvm,device=/dev/fdset/{SET_KVM}"),
+                "-cpu".into(),
+                "host".into(),
+            ]),
+            None => a.extend(["-accel".into(), self.engine.as_str().into()]),
+        }
+        a.extend([
             "-m".into(),
             self.ram_mib.to_string(),
             "-smp".into(),
@@ -211,39 +276,49 @@ impl Machine {
             SANDBOX.into(),
             "-M".into(),
             "pc,smm=off,vmport=off,usb=off".into(),
-        ];
-        if self.engine == Engine::Kvm {
-            a.extend(["-cpu".into(), "host".into()]);
-        }
-        a.extend(["-kernel".into(), self.boot.kernel.display().to_string()]);
+            "-kernel".into(),
+            by_fd(&self.boot.kernel),
+        ]);
         if let Some(initrd) = &self.boot.initrd {
-            a.extend(["-initrd".into(), initrd.display().to_string()]);
+            a.extend(["-initrd".into(), by_fd(initrd)]);
         }
         a.extend(["-append".into(), self.boot.append.clone()]);
         a.extend([
-            "-qmp".into(),
-            format!("unix:{},server=on,wait=off", s.qmp.display()),
+            "-chardev".into(),
+            chardev("qmp0", &self.qmp, ""),
+            "-mon".into(),
+            "chardev=qmp0,mode=control".into(),
+            "-add-fd".into(),
+            add_fd(&self.console_log, SET_LOG),
             "-chardev".into(),
             chardev(
                 "con0",
-                &s.console,
-                &format!(",logfile={},logappend=on", s.console_log.display()),
+                &self.console,
+                &format!(",logfile=/dev/fdset/{SET_LOG},logappend=on"),
             ),
             "-serial".into(),
             "chardev:con0".into(),
             "-chardev".into(),
-            chardev("agent0", &s.agent, ""),
+            chardev("agent0", &self.agent, ""),
             "-device".into(),
             "virtio-serial-pci,id=vser0".into(),
             "-device".into(),
             "virtserialport,bus=vser0.0,chardev=agent0,name=cloonix.agent".into(),
             "-object".into(),
-            "rng-random,id=rng0,filename=/dev/urandom".into(),
+            "rng-builtin,id=rng0".into(),
             "-device".into(),
             "virtio-rng-pci,rng=rng0".into(),
         ]);
         if let Some((layers, overlay)) = &self.boot.disk {
-            let (devs, top) = blockdevs(layers, overlay);
+            let mut named = Vec::new();
+            for (i, (f, format)) in layers.iter().enumerate() {
+                let set = SET_DISK + i as u32;
+                a.extend(["-add-fd".into(), add_fd(f, set)]);
+                named.push((format!("/dev/fdset/{set}"), *format));
+            }
+            let set = SET_DISK + layers.len() as u32;
+            a.extend(["-add-fd".into(), add_fd(overlay, set)]);
+            let (devs, top) = blockdevs(&named, &format!("/dev/fdset/{set}"));
             for d in devs {
                 a.extend(["-blockdev".into(), d]);
             }
@@ -253,13 +328,11 @@ impl Machine {
             ]);
         }
         for n in &self.nics {
+            // A tap opened without IFF_VNET_HDR: qemu offers the guest no offload, so
+            // the guest fills its own checksums.
             a.extend([
                 "-netdev".into(),
-                format!(
-                    "tap,id={},ifname={},script=no,downscript=no,vnet_hdr=off",
-                    netdev_id(&n.iface),
-                    n.tap
-                ),
+                format!("tap,id={},fd={}", netdev_id(&n.iface), n.tap.as_raw_fd()),
                 "-device".into(),
                 // No option ROM: nothing boots from the network, and iPXE's costs time.
                 format!(
@@ -367,6 +440,21 @@ impl Qmp {
     /// Runs a command; its `return`. Events that arrive meanwhile are kept for
     /// [`Qmp::wait_event`].
     pub fn cmd(&mut self, execute: &str, args: Value) -> std::result::Result<Value, QmpError> {
+        self.cmd_with(execute, args, None)
+    }
+
+    /// Hands qemu a descriptor under `name` (`getfd`), for a later command to use.
+    pub fn give_fd(&mut self, name: &str, fd: BorrowedFd) -> std::result::Result<(), QmpError> {
+        self.cmd_with("getfd", json!({"fdname": name}), Some(fd))
+            .map(|_| ())
+    }
+
+    fn cmd_with(
+        &mut self,
+        execute: &str,
+        args: Value,
+        fd: Option<BorrowedFd>,
+    ) -> std::result::Result<Value, QmpError> {
         self.next += 1;
         let id = format!("cx{}", self.next);
         let mut msg = json!({"execute": execute, "id": id});
@@ -375,9 +463,11 @@ impl Qmp {
         }
         let mut line = msg.to_string();
         line.push('\n');
-        self.stream
-            .write_all(line.as_bytes())
-            .map_err(|e| QmpError::Host(io("write to QMP")(e)))?;
+        let sent = match fd {
+            None => self.stream.write_all(line.as_bytes()),
+            Some(fd) => send_with_fd(&self.stream, line.as_bytes(), fd),
+        };
+        sent.map_err(|e| QmpError::Host(io("write to QMP")(e)))?;
         let deadline = Instant::now() + self.timeout;
         loop {
             let m = self.read(deadline)?;
@@ -442,29 +532,41 @@ impl Qmp {
     }
 }
 
+/// Writes `data` with `fd` attached (SCM_RIGHTS), as QMP's `getfd` takes it.
+fn send_with_fd(stream: &UnixStream, data: &[u8], fd: BorrowedFd) -> std::io::Result<()> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags, sendmsg};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    let fds = [fd];
+    control.push(SendAncillaryMessage::ScmRights(&fds));
+    let sent = sendmsg(
+        stream,
+        &[std::io::IoSlice::new(data)],
+        &mut control,
+        SendFlags::empty(),
+    )?;
+    // The descriptor went with the first byte; the rest is plain.
+    let mut rest = stream;
+    rest.write_all(&data[sent..])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::qcow2::{Format, Layer};
+    use crate::model::qcow2::Format;
 
     #[test]
     fn the_disk_chain_is_explicit_from_the_bottom_up() {
         let layers = [
-            Layer {
-                path: "/t/top.qcow2".into(),
-                format: Format::Qcow2,
-            },
-            Layer {
-                path: "/t/base.raw".into(),
-                format: Format::Raw,
-            },
+            ("/dev/fdset/10".to_string(), Format::Qcow2),
+            ("/dev/fdset/11".to_string(), Format::Raw),
         ];
-        let (devs, top) = blockdevs(&layers, Path::new("/s/overlay.qcow2"));
+        let (devs, top) = blockdevs(&layers, "/dev/fdset/12");
         let v: Vec<Value> = devs
             .iter()
             .map(|d| serde_json::from_str(d).unwrap())
             .collect();
-        assert_eq!(v[0]["filename"], "/t/base.raw");
+        assert_eq!(v[0]["filename"], "/dev/fdset/11");
         assert_eq!(v[1]["driver"], "raw");
         assert!(v[1].get("backing").is_none(), "raw has no backing");
         assert_eq!(v[3]["driver"], "qcow2");
@@ -473,8 +575,17 @@ mod tests {
         assert_eq!(v[5]["backing"], "disk-l1");
         assert_eq!(v[5]["read-only"], false);
         assert_eq!(top, "disk-l2");
-        let single = blockdevs(&layers[..1], Path::new("/s/o.qcow2")).0;
+        let single = blockdevs(&layers[..1], "/dev/fdset/12").0;
         let base: Value = serde_json::from_str(&single[1]).unwrap();
         assert_eq!(base["backing"], Value::Null, "nothing below the bottom");
+    }
+
+    #[test]
+    fn each_vm_has_a_user_of_its_own_beyond_every_allocated_range() {
+        let a = user_of("lab", "vm1");
+        assert_eq!(a, user_of("lab", "vm1"));
+        assert_ne!(a, user_of("lab", "vm2"));
+        assert_ne!(a, user_of("lab-2", "vm1"));
+        assert!((0x5C00_0000..0x5D00_0000).contains(&a));
     }
 }

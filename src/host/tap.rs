@@ -65,3 +65,24 @@ pub fn set_mtu(ns: &str, name: &str, mtu: u32) -> Result<()> {
         netlink::set(index, &change).map_err(io(format!("set the MTU of {name}")))
     })
 }
+
+/// Opens tap `name` of namespace `ns` for a VM: TUNSETIFF on a new /dev/net/tun
+/// descriptor, without IFF_VNET_HDR (qemu then offers the guest no checksum offload).
+pub fn open(ns: &str, name: &str) -> Result<std::os::fd::OwnedFd> {
+    let name = name.to_string();
+    netns::within(ns, move || {
+        let what = format!("open tap {name}");
+        let tun = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open("/dev/net/tun")
+            .map_err(io(&what))?;
+        let mut ifr = netns::ifreq(&name);
+        ifr.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
+        // SAFETY: an ioctl on a descriptor we own, with a live ifreq.
+        if unsafe { libc::ioctl(tun.as_raw_fd(), libc::TUNSETIFF, &mut ifr) } != 0 {
+            return Err(io(&what)(std::io::Error::last_os_error()));
+        }
+        Ok(tun.into())
+    })
+}

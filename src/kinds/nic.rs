@@ -14,6 +14,7 @@ use crate::host::{HostError, Lab, Result, guest, tap};
 use crate::model::NicModel;
 use crate::status::{Health, LabStatus};
 use serde_json::json;
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 pub struct Driver;
@@ -95,10 +96,14 @@ fn plug(lab: &Lab, n: &Nic, again: bool) -> Result<()> {
     if !present || again {
         // A backend left without its device by an interrupted plug.
         ignore_missing(q.cmd("netdev_del", json!({"id": qemu::netdev_id(&n.iface)})))?;
+        // qemu runs as a user of its own: it gets the tap open, not its name.
+        let fd = tap::open(&lab.switch_ns(), &n.tap)?;
+        let fdname = format!("tap-{}", n.iface);
+        q.give_fd(&fdname, fd.as_fd())?;
+        drop(fd);
         q.cmd(
             "netdev_add",
-            json!({"type": "tap", "id": qemu::netdev_id(&n.iface), "ifname": n.tap,
-                   "script": "no", "downscript": "no", "vnet_hdr": false}),
+            json!({"type": "tap", "id": qemu::netdev_id(&n.iface), "fd": fdname}),
         )?;
         q.cmd(
             "device_add",

@@ -18,7 +18,7 @@ use crate::host::agent::{self, Agent};
 use crate::host::crun::RunResult;
 use crate::host::process::{self, Identity, Launch};
 use crate::host::qemu::{self, Boot, Engine, Machine, Sockets};
-use crate::host::{HostError, Lab, Result, guest, io, netns};
+use crate::host::{HostError, Lab, Result, guest, io, netns, tap};
 use crate::model::{Command, VmImage, qcow2};
 use crate::status::{Health, LabStatus};
 use serde::{Deserialize, Serialize};
@@ -107,25 +107,56 @@ fn boot_nics(nics: &[Nic]) -> Vec<guest::BootNic> {
         .collect()
 }
 
-/// Makes what the VM boots from: the built-in guest with the VM's own archive, and a
-/// disk's overlay; the cache entry it used.
+/// A file's content in an anonymous file, which qemu (as its own user) can read through
+/// /proc/self/fd whatever the original's owner and mode.
+fn in_memory(name: &str, parts: &[&[u8]]) -> Result<std::fs::File> {
+    use std::io::Write;
+    let fd = rustix::fs::memfd_create(name, rustix::fs::MemfdFlags::CLOEXEC)
+        .map_err(|e| io("make an anonymous file")(e.into()))?;
+    let mut f = std::fs::File::from(fd);
+    for p in parts {
+        f.write_all(p).map_err(io("fill an anonymous file"))?;
+    }
+    Ok(f)
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(io(format!("read {}", path.display())))
+}
+
+/// Opens a file without following a link at its last component.
+fn open(path: &Path, write: bool) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::File::options()
+        .read(true)
+        .write(write)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(io(format!("open {}", path.display())))
+}
+
+/// Makes and opens what the VM boots from: the built-in guest's kernel and its initramfs
+/// with the VM's own archive, a disk's layers and a fresh overlay, or the user's kernel;
+/// the image cache entry it used.
 fn prepare(cx: &StepCx, s: &VmSpec) -> Result<(Boot, Option<String>)> {
     let (lab, name) = (cx.lab, cx.name());
-    let state = state_dir(lab, name);
-    let kernel_of_users =
-        |kernel: &String, initrd: &Option<String>, append: &Option<String>| Boot {
-            kernel: kernel.into(),
-            initrd: initrd.as_ref().map(PathBuf::from),
-            append: format!("console=ttyS0 {}", append.as_deref().unwrap_or("")),
-            disk: None,
-        };
     if let Some(VmImage::Kernel {
         kernel,
         initrd,
         append,
     }) = &s.image
     {
-        return Ok((kernel_of_users(kernel, initrd, append), None));
+        let initrd = match initrd {
+            Some(p) => Some(in_memory("initrd", &[&read(Path::new(p))?])?),
+            None => None,
+        };
+        let boot = Boot {
+            kernel: in_memory("kernel", &[&read(Path::new(kernel))?])?,
+            initrd,
+            append: format!("console=ttyS0 {}", append.as_deref().unwrap_or("")),
+            disk: None,
+        };
+        return Ok((boot, None));
     }
     let g = guest::builtin(cx.progress)?;
     let files: Vec<guest::BootFile> = s
@@ -138,11 +169,9 @@ fn prepare(cx: &StepCx, s: &VmSpec) -> Result<(Boot, Option<String>)> {
         })
         .collect();
     let own = guest::config_archive(name, &boot_nics(&s.nics), &files)?;
-    let initrd = state.join("initrd");
-    guest::write_initrd(&g.initrd, &own, &initrd)?;
     let mut boot = Boot {
-        kernel: g.kernel.clone(),
-        initrd: Some(initrd),
+        kernel: in_memory("kernel", &[&read(&g.kernel)?])?,
+        initrd: Some(in_memory("initrd", &[&read(&g.initrd)?, &own])?),
         append: APPEND.into(),
         disk: None,
     };
@@ -155,12 +184,24 @@ fn prepare(cx: &StepCx, s: &VmSpec) -> Result<(Boot, Option<String>)> {
             }
             _ => return Err(HostError::Other(format!("disk image {path}: refused"))),
         };
-        let overlay = state.join("overlay.qcow2");
+        let overlay = state_dir(lab, name).join("overlay.qcow2");
         make_overlay(&chain, &overlay)?;
+        let layers = chain
+            .layers
+            .iter()
+            .map(|l| Ok((open(&l.path, false)?, l.format)))
+            .collect::<Result<Vec<_>>>()?;
         boot.append.push_str(" cloonix.root=/dev/vda");
-        boot.disk = Some((chain.layers, overlay));
+        boot.disk = Some((layers, open(&overlay, true)?));
     }
     Ok((boot, Some(g.id)))
+}
+
+/// A listening socket at `path` (a stale one removed), handed to qemu.
+fn listen(path: &Path) -> Result<std::os::unix::net::UnixListener> {
+    let _ = std::fs::remove_file(path);
+    std::os::unix::net::UnixListener::bind(path)
+        .map_err(io(format!("listen on {}", path.display())))
 }
 
 /// A fresh copy-on-write overlay on a checked chain; qemu-img does not open the base (`-u`).
@@ -193,22 +234,21 @@ fn console_tail(lab: &Lab, vm: &str) -> String {
     lines.into_iter().rev().collect::<Vec<_>>().join("\n")
 }
 
-/// Waits for qemu's QMP socket: qemu has parsed its command line and opened everything.
+/// Waits until qemu greets on its QMP socket: it has parsed its command line and taken
+/// everything it was handed (the socket was listening before qemu ran, so a connection
+/// alone proves nothing).
 fn wait_started(id: &Identity, s: &Sockets, log: &Path) -> Result<()> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if std::os::unix::net::UnixStream::connect(&s.qmp).is_ok() {
-            return Ok(());
-        }
-        if !id.alive() || std::time::Instant::now() > deadline {
+    match qemu::Qmp::connect(&s.qmp, Duration::from_secs(30)) {
+        Ok(Some(_)) => Ok(()),
+        other => {
             let _ = id.stop(Duration::ZERO);
             let why = std::fs::read_to_string(log).unwrap_or_default();
-            return Err(HostError::Other(format!(
-                "qemu did not start: {}",
-                why.trim()
-            )));
+            let why = match (why.trim(), other) {
+                ("", Err(e)) => e.to_string(),
+                (w, _) => w.to_string(),
+            };
+            Err(HostError::Other(format!("qemu did not start: {why}")))
         }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -338,28 +378,46 @@ impl super::Driver for Driver {
             std::fs::create_dir_all(d).map_err(io(format!("create {}", d.display())))?;
         }
         let socks = sockets(lab, name);
-        for f in [&socks.qmp, &socks.agent, &socks.console] {
-            let _ = std::fs::remove_file(f);
-        }
         let (engine, engine_why) = qemu::engine(s.accel).map_err(HostError::Other)?;
         let (boot, image) = prepare(cx, s)?;
-        let machine = Machine {
-            name: qemu_name(lab, name),
-            engine,
-            cpus: s.cpu,
-            ram_mib: s.ram,
-            boot,
-            nics: s
-                .nics
-                .iter()
-                .map(|n| qemu::Nic {
+        let nics = s
+            .nics
+            .iter()
+            .map(|n| {
+                Ok(qemu::Nic {
                     iface: n.iface.clone(),
-                    tap: n.tap.clone(),
+                    tap: tap::open(&lab.switch_ns(), &n.tap)?,
                     mac: n.mac.to_string(),
                     model: n.model,
                 })
-                .collect(),
-            sockets: socks.clone(),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let console_log = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::File::options()
+                .append(true)
+                .create(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&socks.console_log)
+                .map_err(io("open the console log"))?
+        };
+        let kvm = match engine {
+            Engine::Kvm => Some(open(Path::new("/dev/kvm"), true)?),
+            Engine::Tcg => None,
+        };
+        let machine = Machine {
+            name: qemu_name(lab, name),
+            engine,
+            kvm,
+            cpus: s.cpu,
+            ram_mib: s.ram,
+            boot,
+            nics,
+            qmp: listen(&socks.qmp)?,
+            agent: listen(&socks.agent)?,
+            console: listen(&socks.console)?,
+            console_log,
         };
         let log = run.join("qemu.log");
         let ns = netns::path(&lab.switch_ns());
@@ -371,7 +429,11 @@ impl super::Driver for Driver {
             log: Some(&log),
             private_mounts: false,
             ready_fd: None,
+            pass: &machine.fds(),
+            user: Some(qemu::user_of(&lab.name, name)),
         })?;
+        // qemu holds its own copies now.
+        drop(machine);
         let agent = has_agent(s);
         let mut receipt = Receipt {
             qemu: Some(id),
