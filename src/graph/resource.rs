@@ -308,7 +308,7 @@ pub struct ContainerSpec {
     pub ram: Option<u32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VmSpec {
     pub cpu: u32,
     pub ram: u32,
@@ -321,6 +321,24 @@ pub struct VmSpec {
     /// Not among its fields, so a NIC's change never touches the VM resource.
     #[serde(default)]
     pub nics: Vec<Nic>,
+}
+
+/// Two VMs are the same VM whatever NICs they would start with: NICs are compared as the
+/// resources they are (see `nics`), so a lab whose NICs were hot-plugged matches its file.
+impl PartialEq for VmSpec {
+    fn eq(&self, o: &VmSpec) -> bool {
+        let VmSpec {
+            cpu,
+            ram,
+            image,
+            accel,
+            run,
+            files,
+            nics: _,
+        } = self;
+        (cpu, ram, image, accel, run, files)
+            == (&o.cpu, &o.ram, &o.image, &o.accel, &o.run, &o.files)
+    }
 }
 
 /// A NIC of a VM: its tap in the switch namespace (the port of its lan hangs on it) and,
