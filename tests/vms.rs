@@ -354,7 +354,7 @@ fn a_nic_model_change_is_a_hot_plug_and_the_vm_keeps_running() {
     .unwrap();
     let device_type = || {
         let path = Path::new("/run/cloonix/k-model/vm/vm1/qmp.sock");
-        let mut q = cloonix::host::qemu::Qmp::connect(path, std::time::Duration::from_secs(10))
+        let mut q = cloonix::host::qmp::Qmp::connect(path, std::time::Duration::from_secs(10))
             .unwrap()
             .expect("qemu runs");
         let t = q

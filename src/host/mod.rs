@@ -18,6 +18,7 @@ pub mod oci;
 pub mod ovs;
 pub mod process;
 pub mod qemu;
+pub mod qmp;
 pub mod rootfs;
 pub mod seccomp;
 pub mod tap;

@@ -9,7 +9,8 @@
 use super::{Facts, HostView, Lane, Needs, Refusal, Seen, StepCx};
 use crate::graph::{Nic, Resource, ResourceId};
 use crate::host::link::{self, End};
-use crate::host::qemu::{self, Qmp, QmpError};
+use crate::host::qemu;
+use crate::host::qmp::{Qmp, QmpError};
 use crate::host::{HostError, Lab, Result, guest, tap};
 use crate::model::NicModel;
 use crate::status::{Health, LabStatus};

@@ -1,8 +1,9 @@
 //! A VM: one qemu process in the lab's switch namespace, started through `host::process`
 //! (recorded identity, own session), sandboxed, with its NICs' taps (see `kinds::nic`),
 //! a QMP socket, the exec agent's socket and a serial console socket under
-//! `/run/cloonix/<lab>/vm/<name>/`, and what takes room on disk (its initramfs, a disk's
-//! copy-on-write overlay) under `/var/lib/cloonix/labs/<lab>/vm/<name>/`.
+//! `/run/cloonix/<lab>/vm/<name>/` (bound by cloonix and handed to qemu, which runs as a
+//! user of its own), and a disk's copy-on-write overlay under
+//! `/var/lib/cloonix/labs/<lab>/vm/<name>/`.
 //!
 //! It boots the built-in guest (Debian's cloud kernel and cloonix's initramfs), a disk's
 //! root filesystem with that same kernel and initramfs (which move into the disk's root and
@@ -12,28 +13,28 @@
 //! their results as a container does. A VM whose qemu died is drift: the next apply starts
 //! it anew.
 
+mod boot;
+mod inside;
+
+pub use inside::agent_of;
+
 use super::{ExecRequest, Facts, HostView, Lane, Refusal, RunState, Seen, StepCx};
-use crate::graph::{Nic, Resource, ResourceId, VmSpec};
-use crate::host::agent::{self, Agent};
-use crate::host::crun::RunResult;
+use crate::graph::{Resource, ResourceId, VmSpec};
+use crate::host::agent;
 use crate::host::process::{self, Identity, Launch};
-use crate::host::qemu::{self, Boot, Engine, Machine, Sockets};
-use crate::host::{HostError, Lab, Result, guest, io, netns, tap};
-use crate::model::{Command, VmImage, qcow2};
+use crate::host::qemu::{self, Engine, Machine, Sockets};
+use crate::host::{HostError, Lab, Result, io, netns, tap};
+use crate::model::{VmImage, qcow2};
 use crate::status::{Health, LabStatus};
+use boot::{listen, mode, open, prepare};
+use inside::{run_commands, write_file};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The kernel's command line for cloonix's initramfs: the console on the serial port,
-/// qemu ends when the guest panics, and no probing that only costs boot time.
-const APPEND: &str = "console=ttyS0 panic=-1 quiet tsc=reliable no_timer_check \
-                      cryptomgr.notests i8042.noaux i8042.nokbd audit=0 apparmor=0";
 /// How long a booting guest may take to answer: under TCG on a busy host, several VMs
 /// booting at once take tens of seconds.
 const BOOT_WAIT: Duration = Duration::from_secs(180);
-/// A `run` command's limit (a VM has no `run_timeout` field).
-const RUN_TIMEOUT: u64 = 60;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Receipt {
@@ -55,7 +56,7 @@ pub fn run_dir(lab: &Lab, vm: &str) -> PathBuf {
     lab.run.join("vm").join(vm)
 }
 
-fn state_dir(lab: &Lab, vm: &str) -> PathBuf {
+pub(super) fn state_dir(lab: &Lab, vm: &str) -> PathBuf {
     lab.state.join("vm").join(vm)
 }
 
@@ -90,142 +91,6 @@ fn unrecorded(lab: &Lab, vm: &str) -> Vec<Identity> {
         .unwrap_or_default()
 }
 
-fn mode(m: &Option<String>) -> u32 {
-    m.as_deref()
-        .and_then(|m| u32::from_str_radix(m, 8).ok())
-        .unwrap_or(0o644)
-}
-
-fn boot_nics(nics: &[Nic]) -> Vec<guest::BootNic> {
-    nics.iter()
-        .map(|n| guest::BootNic {
-            mac: n.mac.to_string(),
-            name: n.iface.clone(),
-            mtu: n.mtu,
-            ips: n.ips.iter().map(|c| c.to_string()).collect(),
-        })
-        .collect()
-}
-
-/// A file's content in an anonymous file, which qemu (as its own user) can read through
-/// /proc/self/fd whatever the original's owner and mode.
-fn in_memory(name: &str, parts: &[&[u8]]) -> Result<std::fs::File> {
-    use std::io::Write;
-    let fd = rustix::fs::memfd_create(name, rustix::fs::MemfdFlags::CLOEXEC)
-        .map_err(|e| io("make an anonymous file")(e.into()))?;
-    let mut f = std::fs::File::from(fd);
-    for p in parts {
-        f.write_all(p).map_err(io("fill an anonymous file"))?;
-    }
-    Ok(f)
-}
-
-fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(io(format!("read {}", path.display())))
-}
-
-/// Opens a file without following a link at its last component.
-fn open(path: &Path, write: bool) -> Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::File::options()
-        .read(true)
-        .write(write)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(io(format!("open {}", path.display())))
-}
-
-/// Makes and opens what the VM boots from: the built-in guest's kernel and its initramfs
-/// with the VM's own archive, a disk's layers and a fresh overlay, or the user's kernel;
-/// the image cache entry it used.
-fn prepare(cx: &StepCx, s: &VmSpec) -> Result<(Boot, Option<String>)> {
-    let (lab, name) = (cx.lab, cx.name());
-    if let Some(VmImage::Kernel {
-        kernel,
-        initrd,
-        append,
-    }) = &s.image
-    {
-        let initrd = match initrd {
-            Some(p) => Some(in_memory("initrd", &[&read(Path::new(p))?])?),
-            None => None,
-        };
-        let boot = Boot {
-            kernel: in_memory("kernel", &[&read(Path::new(kernel))?])?,
-            initrd,
-            append: format!("console=ttyS0 {}", append.as_deref().unwrap_or("")),
-            disk: None,
-        };
-        return Ok((boot, None));
-    }
-    let g = guest::builtin(cx.progress)?;
-    let files: Vec<guest::BootFile> = s
-        .files
-        .iter()
-        .map(|(path, f)| guest::BootFile {
-            path: path.clone(),
-            mode: mode(&f.mode),
-            content: f.content.clone().unwrap_or_default().into_bytes(),
-        })
-        .collect();
-    let own = guest::config_archive(name, &boot_nics(&s.nics), &files)?;
-    let mut boot = Boot {
-        kernel: in_memory("kernel", &[&read(&g.kernel)?])?,
-        initrd: Some(in_memory("initrd", &[&read(&g.initrd)?, &own])?),
-        append: APPEND.into(),
-        disk: None,
-    };
-    if let Some(VmImage::Disk(path)) = &s.image {
-        let (chain, problems) = qcow2::chain(Path::new(path), None);
-        let chain = match (chain, problems.into_iter().next()) {
-            (Some(c), None) => c,
-            (_, Some(qcow2::Problem::Refused(why))) => {
-                return Err(HostError::Other(format!("disk image {path}: {why}")));
-            }
-            _ => return Err(HostError::Other(format!("disk image {path}: refused"))),
-        };
-        let overlay = state_dir(lab, name).join("overlay.qcow2");
-        make_overlay(&chain, &overlay)?;
-        let layers = chain
-            .layers
-            .iter()
-            .map(|l| Ok((open(&l.path, false)?, l.format)))
-            .collect::<Result<Vec<_>>>()?;
-        boot.append.push_str(" cloonix.root=/dev/vda");
-        boot.disk = Some((layers, open(&overlay, true)?));
-    }
-    Ok((boot, Some(g.id)))
-}
-
-/// A listening socket at `path` (a stale one removed), handed to qemu.
-fn listen(path: &Path) -> Result<std::os::unix::net::UnixListener> {
-    let _ = std::fs::remove_file(path);
-    std::os::unix::net::UnixListener::bind(path)
-        .map_err(io(format!("listen on {}", path.display())))
-}
-
-/// A fresh copy-on-write overlay on a checked chain; qemu-img does not open the base (`-u`).
-fn make_overlay(chain: &qcow2::Chain, overlay: &Path) -> Result<()> {
-    match std::fs::remove_file(overlay) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(io("remove an old overlay")(e));
-        }
-        _ => {}
-    }
-    let top = &chain.layers[0];
-    crate::host::run(
-        std::process::Command::new("qemu-img")
-            .args(["create", "-q", "-f", "qcow2", "-u", "-F"])
-            .arg(top.format.as_str())
-            .arg("-b")
-            .arg(&top.path)
-            .arg(overlay)
-            .arg(chain.virtual_size.to_string()),
-        "make the disk's overlay",
-    )?;
-    Ok(())
-}
-
 /// The end of the console log, to say why a guest did not come up.
 fn console_tail(lab: &Lab, vm: &str) -> String {
     let text = std::fs::read(sockets(lab, vm).console_log).unwrap_or_default();
@@ -238,7 +103,7 @@ fn console_tail(lab: &Lab, vm: &str) -> String {
 /// everything it was handed (the socket was listening before qemu ran, so a connection
 /// alone proves nothing).
 fn wait_started(id: &Identity, s: &Sockets, log: &Path) -> Result<()> {
-    match qemu::Qmp::connect(&s.qmp, Duration::from_secs(30)) {
+    match crate::host::qmp::Qmp::connect(&s.qmp, Duration::from_secs(30)) {
         Ok(Some(_)) => Ok(()),
         other => {
             let _ = id.stop(Duration::ZERO);
@@ -249,65 +114,6 @@ fn wait_started(id: &Identity, s: &Sockets, log: &Path) -> Result<()> {
             };
             Err(HostError::Other(format!("qemu did not start: {why}")))
         }
-    }
-}
-
-/// The script of a `run` entry and how it is shown.
-fn script_of(c: &Command) -> (String, String) {
-    match c {
-        Command::Shell(s) => (s.clone(), s.clone()),
-        Command::Argv(a) => (agent::exec_script(a), a.join(" ")),
-    }
-}
-
-/// Runs the commands in order through the agent, stopping at the first failure.
-fn run_commands(a: &mut Agent, commands: &[Command]) -> Vec<RunResult> {
-    let mut out = Vec::new();
-    for c in commands {
-        let (script, shown) = script_of(c);
-        let r = match a.run(&script, RUN_TIMEOUT, Duration::from_secs(RUN_TIMEOUT + 30)) {
-            Ok(o) => RunResult {
-                command: shown,
-                exit_code: (o.code != 137).then_some(o.code),
-                output: String::from_utf8_lossy(&[o.stdout, o.stderr].concat()).into_owned(),
-                timed_out: o.code == 137,
-            },
-            Err(e) => RunResult {
-                command: shown,
-                exit_code: None,
-                output: e.to_string(),
-                timed_out: false,
-            },
-        };
-        let ok = r.ok();
-        out.push(r);
-        if !ok {
-            break;
-        }
-    }
-    out
-}
-
-/// Connects to a running VM's agent.
-pub fn agent_of(lab: &Lab, vm: &str, within: Duration) -> Result<Agent> {
-    Agent::connect(&sockets(lab, vm).agent, &agent_lock(lab, vm), within)
-}
-
-/// Writes a file into the running guest (its root: the initramfs's or the disk's).
-fn write_file(a: &mut Agent, path: &str, content: &[u8], mode: u32) -> Result<()> {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(content);
-    let p = agent::quote(path);
-    let script = format!(
-        "mkdir -p \"$(dirname {p})\" && echo {b64} | base64 -d > {p} && chmod {mode:o} {p}\n"
-    );
-    let o = a.run(&script, 30, Duration::from_secs(60))?;
-    match o.code {
-        0 => Ok(()),
-        c => Err(HostError::Other(format!(
-            "write {path} in the guest: exit {c}: {}",
-            String::from_utf8_lossy(&o.stderr).trim()
-        ))),
     }
 }
 
