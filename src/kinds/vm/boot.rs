@@ -1,7 +1,8 @@
 //! What a VM's qemu is handed: the built-in guest's kernel and initramfs with the VM's own
 //! archive appended, a disk's checked layers and a fresh overlay, or the user's kernel,
 //! each already open. qemu runs as a user of its own and cannot open the lab's files by
-//! name: the kernel and initramfs go in anonymous files, the disk as descriptors.
+//! name: the kernel and initramfs are read through the descriptor it holds, the disk is
+//! handed as descriptors.
 
 use super::state_dir;
 use crate::graph::{Nic, VmSpec};
@@ -34,21 +35,29 @@ fn boot_nics(nics: &[Nic]) -> Vec<guest::BootNic> {
         .collect()
 }
 
-/// A file's content in an anonymous file, which qemu (as its own user) can read through
-/// /proc/self/fd whatever the original's owner and mode.
-fn in_memory(name: &str, parts: &[&[u8]]) -> Result<std::fs::File> {
-    use std::io::Write;
-    let fd = rustix::fs::memfd_create(name, rustix::fs::MemfdFlags::CLOEXEC)
-        .map_err(|e| io("make an anonymous file")(e.into()))?;
-    let mut f = std::fs::File::from(fd);
-    for p in parts {
-        f.write_all(p).map_err(io("fill an anonymous file"))?;
+/// A file for qemu to read through /proc/self/fd: reopened that way, the file's own
+/// mode is checked (not its directories'), so one that others may read is handed as it is
+/// (its pages shared in the page cache); any other is copied into an anonymous file first.
+fn for_qemu(path: &Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::PermissionsExt;
+    let f = open(path, false)?;
+    let m = f
+        .metadata()
+        .map_err(io(format!("read {}", path.display())))?;
+    if m.is_file() && m.permissions().mode() & 0o004 != 0 {
+        return Ok(f);
     }
-    Ok(f)
+    let data = std::fs::read(path).map_err(io(format!("read {}", path.display())))?;
+    in_memory(&data)
 }
 
-fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(io(format!("read {}", path.display())))
+fn in_memory(data: &[u8]) -> Result<std::fs::File> {
+    use std::io::Write;
+    let fd = rustix::fs::memfd_create("cloonix-vm", rustix::fs::MemfdFlags::CLOEXEC)
+        .map_err(|e| io("make an anonymous file")(e.into()))?;
+    let mut f = std::fs::File::from(fd);
+    f.write_all(data).map_err(io("fill an anonymous file"))?;
+    Ok(f)
 }
 
 /// Opens a file without following a link at its last component.
@@ -74,11 +83,11 @@ pub fn prepare(cx: &StepCx, s: &VmSpec) -> Result<(Boot, Option<String>)> {
     }) = &s.image
     {
         let initrd = match initrd {
-            Some(p) => Some(in_memory("initrd", &[&read(Path::new(p))?])?),
+            Some(p) => Some(for_qemu(Path::new(p))?),
             None => None,
         };
         let boot = Boot {
-            kernel: in_memory("kernel", &[&read(Path::new(kernel))?])?,
+            kernel: for_qemu(Path::new(kernel))?,
             initrd,
             append: format!("console=ttyS0 {}", append.as_deref().unwrap_or("")),
             disk: None,
@@ -96,9 +105,19 @@ pub fn prepare(cx: &StepCx, s: &VmSpec) -> Result<(Boot, Option<String>)> {
         })
         .collect();
     let own = guest::config_archive(name, &boot_nics(&s.nics), &files)?;
+    // The VM's initramfs on disk (page cache, not unswappable memory for the VM's life),
+    // its own qemu's to read and no one else's.
+    let initrd = state_dir(lab, name).join("initrd");
+    guest::write_initrd(&g.initrd, &own, &initrd)?;
+    let user = crate::host::qemu::user_of(&lab.name, name);
+    std::os::unix::fs::chown(&initrd, Some(user), Some(user))
+        .and_then(|()| {
+            std::fs::set_permissions(&initrd, std::os::unix::fs::PermissionsExt::from_mode(0o400))
+        })
+        .map_err(io("hand the initramfs to the VM's user"))?;
     let mut boot = Boot {
-        kernel: in_memory("kernel", &[&read(&g.kernel)?])?,
-        initrd: Some(in_memory("initrd", &[&read(&g.initrd)?, &own])?),
+        kernel: for_qemu(&g.kernel)?,
+        initrd: Some(open(&initrd, false)?),
         append: APPEND.into(),
         disk: None,
     };
