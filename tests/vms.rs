@@ -43,6 +43,74 @@ fn vm_leftovers(lab: &str) -> Vec<String> {
     out
 }
 
+/// `cloonix console` on a terminal (a pty): keys reach the guest's shell, Ctrl-] leaves
+/// at once with exit 0, and the terminal is as it was.
+fn console_on_a_terminal(lab: &str, vm: &str) {
+    use std::io::{Read, Write};
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty fills two descriptors, which are owned below.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0);
+    // SAFETY: both were just opened and are owned by nothing else.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let before = rustix::termios::tcgetattr(&slave).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cloonix"))
+        .args(["console", lab, vm])
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave.try_clone().unwrap())
+        .spawn()
+        .unwrap();
+    let mut m = std::fs::File::from(master);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    m.write_all(b"echo PTY$((2*21))\r").unwrap();
+    let reader = {
+        let mut m = m.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let (mut seen, mut buf) = (Vec::new(), [0u8; 4096]);
+            while !String::from_utf8_lossy(&seen).contains("PTY42") {
+                match m.read(&mut buf) {
+                    Ok(n) if n > 0 => seen.extend_from_slice(&buf[..n]),
+                    _ => break,
+                }
+            }
+            String::from_utf8_lossy(&seen).into_owned()
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !reader.is_finished() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no echo from the console"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(reader.join().unwrap().contains("PTY42"));
+    m.write_all(&[0x1d]).unwrap();
+    let left = std::time::Instant::now();
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    assert!(
+        left.elapsed() < std::time::Duration::from_secs(2),
+        "Ctrl-] did not leave"
+    );
+    let after = rustix::termios::tcgetattr(&slave).unwrap();
+    assert_eq!(
+        (after.local_modes, after.input_modes, after.output_modes),
+        (before.local_modes, before.input_modes, before.output_modes),
+        "the terminal was not restored"
+    );
+}
+
 fn one_lan(extra_eth: &str, extra: &str) -> String {
     format!(
         "lans: [lan1, lan2]\nendpoints:\n  vm1:\n    kind: kvm\n    eth:\n      - {{lan: lan1, ip: 10.61.1.10/24}}\n{extra_eth}{WEB}  c1:\n    kind: cnt\n    eth: [{{lan: lan1, ip: 10.61.1.20/24}}]\n{WEB}{extra}"
@@ -123,6 +191,7 @@ fn a_vm_and_a_container_share_a_lan_and_the_vm_takes_nics_live() {
     let out = console.wait_with_output().unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("CON42SOLE"));
+    console_on_a_terminal("k-lan", "vm1");
 
     // A second NIC, on another lan, into the running VM.
     let before = uptime(&lab, "vm1");
