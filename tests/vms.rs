@@ -389,6 +389,20 @@ fn a_disk_is_used_through_an_overlay_and_never_written() {
         "the disk was written"
     );
     assert_eq!(vm_leftovers("k-disk"), Vec::<String>::new());
+    // A disk without a root filesystem ends its VM at once, saying why.
+    run(Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2", "empty.qcow2", "16M"])
+        .current_dir(&lab.dir));
+    let file = lab.file("lans: [l]\nendpoints:\n  vm1: {kind: kvm, image: empty.qcow2}\n");
+    let started = std::time::Instant::now();
+    let out = lab.cloonix(&["apply", &file]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("no ext4 root filesystem"),
+        "{}",
+        text(&out)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
 }
 
 #[test]
@@ -419,6 +433,7 @@ fn a_nic_model_change_is_a_hot_plug_and_the_vm_keeps_running() {
         Path::new("/run/cloonix/k-model/vm/vm1/agent.sock"),
         Path::new("/run/cloonix/k-model/vm/vm1/agent.lock"),
         std::time::Duration::from_secs(120),
+        &|| true,
     )
     .unwrap();
     let device_type = || {

@@ -53,13 +53,22 @@ pub fn exec_script(argv: &[String]) -> String {
 }
 
 impl Agent {
-    /// Connects and waits (up to `within`) until the guest's agent answers.
-    pub fn connect(socket: &Path, lock: &Path, within: Duration) -> Result<Agent> {
+    /// Connects and waits (up to `within`) until the guest's agent answers; `alive` says
+    /// whether the VM still runs (no use waiting for a qemu that exited).
+    pub fn connect(
+        socket: &Path,
+        lock: &Path,
+        within: Duration,
+        alive: &dyn Fn() -> bool,
+    ) -> Result<Agent> {
         let deadline = Instant::now() + within;
         let lock = lock_file(lock)?;
         let stream = loop {
             match UnixStream::connect(socket) {
                 Ok(s) => break s,
+                Err(_) if !alive() => {
+                    return Err(HostError::Other("the VM's qemu has exited".into()));
+                }
                 Err(e) if Instant::now() < deadline => {
                     let _ = e;
                     std::thread::sleep(Duration::from_millis(100));

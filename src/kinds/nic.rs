@@ -40,7 +40,7 @@ fn session(lab: &Lab, n: &Nic) -> Result<Option<Qmp>> {
 
 /// Runs a script in the NIC's guest, failing on a non-zero exit.
 fn in_guest(lab: &Lab, n: &Nic, what: &str, script: &str) -> Result<()> {
-    let mut a = super::vm::agent_of(lab, &n.endpoint, Duration::from_secs(60))?;
+    let mut a = super::vm::agent_of(lab, &n.endpoint, Duration::from_secs(60), None)?;
     let o = a.run(script, 30, Duration::from_secs(60))?;
     match o.code {
         0 => Ok(()),

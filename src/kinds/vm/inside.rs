@@ -3,6 +3,7 @@
 use super::{agent_lock, sockets};
 use crate::host::agent::{self, Agent};
 use crate::host::crun::RunResult;
+use crate::host::process::Identity;
 use crate::host::{HostError, Lab, Result};
 use crate::model::Command;
 use std::time::Duration;
@@ -46,9 +47,15 @@ pub fn run_commands(a: &mut Agent, commands: &[Command]) -> Vec<RunResult> {
     out
 }
 
-/// Connects to a running VM's agent.
-pub fn agent_of(lab: &Lab, vm: &str, within: Duration) -> Result<Agent> {
-    Agent::connect(&sockets(lab, vm).agent, &agent_lock(lab, vm), within)
+/// Connects to a running VM's agent; `qemu`, when known, is what must still run.
+pub fn agent_of(lab: &Lab, vm: &str, within: Duration, qemu: Option<Identity>) -> Result<Agent> {
+    let alive = move || qemu.as_ref().is_none_or(Identity::alive);
+    Agent::connect(
+        &sockets(lab, vm).agent,
+        &agent_lock(lab, vm),
+        within,
+        &alive,
+    )
 }
 
 /// Writes a file into the running guest (its root: the initramfs's or the disk's).

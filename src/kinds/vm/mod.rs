@@ -257,9 +257,13 @@ impl super::Driver for Driver {
         if !agent {
             return Ok(receipt);
         }
-        let mut a = agent_of(lab, name, BOOT_WAIT).map_err(|e| {
+        let mut a = agent_of(lab, name, BOOT_WAIT, Some(id)).map_err(|e| {
+            let why = match id.alive() {
+                true => e.to_string(),
+                false => "its qemu exited while it booted".into(),
+            };
             HostError::Other(format!(
-                "{e}; the end of its console:\n{}",
+                "{why}; the end of its console:\n{}",
                 console_tail(lab, name)
             ))
         })?;
@@ -283,7 +287,7 @@ impl super::Driver for Driver {
         if before.files == s.files || !has_agent(s) {
             return Ok(r);
         }
-        let mut a = agent_of(cx.lab, cx.name(), Duration::from_secs(60))?;
+        let mut a = agent_of(cx.lab, cx.name(), Duration::from_secs(60), r.qemu)?;
         for (path, f) in &s.files {
             if before.files.get(path) != Some(f) {
                 let content = f.content.clone().unwrap_or_default();
@@ -403,7 +407,7 @@ impl super::Driver for Driver {
                 }
                 argv => agent::exec_script(argv),
             };
-            let mut a = agent_of(lab, &id.name, Duration::from_secs(30))?;
+            let mut a = agent_of(lab, &id.name, Duration::from_secs(30), r.qemu)?;
             let o = a.run(&script, 0, Duration::from_secs(24 * 3600))?;
             use std::io::Write;
             let _ = std::io::stdout().write_all(&o.stdout);
