@@ -146,13 +146,15 @@ impl super::Driver for Driver {
         if before.mtu != n.mtu {
             tap::set_mtu(&cx.lab.switch_ns(), &n.tap, n.mtu)?;
         }
-        let running = session(cx.lab, n)?.is_some();
-        if !running || !n.agent {
+        if session(cx.lab, n)?.is_none() {
             return Ok(());
         }
         if before.mac != n.mac {
             // A new MAC is a new device on the same tap; the guest names and addresses it.
             return plug(cx.lab, n, true);
+        }
+        if !n.agent {
+            return Ok(());
         }
         let name = crate::host::agent::quote(&n.iface);
         let mut script = format!("ip link set dev {name} mtu {}\n", n.mtu);
