@@ -40,6 +40,13 @@ fn vm_leftovers(lab: &str) -> Vec<String> {
             .filter(|l| l.contains(&format!("cloonix_{lab}_")) && l.contains("qemu"))
             .map(String::from),
     );
+    // A tap that outlived its switch namespace would have landed in the host's.
+    let host = cloonix::host::link::dump(None).unwrap();
+    out.extend(
+        host.keys()
+            .filter(|n| ["vm1.", "v1.", "v2."].iter().any(|p| n.starts_with(p)))
+            .map(|n| format!("host interface {n}")),
+    );
     out
 }
 
