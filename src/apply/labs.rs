@@ -18,12 +18,12 @@ pub fn labs() -> Vec<String> {
     out
 }
 
-/// For each cached image a lab's root filesystem was made from, the labs using it.
+/// For each cached image a lab's root filesystem or VM was made from, the labs using it.
 pub fn image_users() -> BTreeMap<String, BTreeSet<String>> {
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for name in labs() {
         for rec in intent::read_all(&Lab::new(&name)) {
-            if rec.resource.id.kind != Kind::Rootfs {
+            if !matches!(rec.resource.id.kind, Kind::Rootfs | Kind::Vm) {
                 continue;
             }
             if let Some(id) = rec.receipt.get("image").and_then(|v| v.as_str()) {

@@ -14,6 +14,10 @@ pub fn run(lab: &str, node: &str, argv: &[String], tty: bool) -> i32 {
         return 125;
     }
     let lab = Lab::new(lab);
+    // A VM's agent has no terminal to offer: a shell on a terminal is its serial console.
+    if tty && let Ok(Some(console)) = super::console::socket(&lab, node) {
+        return super::console::attach(&console, node);
+    }
     let req = ExecRequest {
         argv,
         tty,

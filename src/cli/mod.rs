@@ -3,6 +3,7 @@
 mod apply;
 mod capture;
 mod check;
+mod console;
 mod destroy;
 mod diff;
 mod docs;
@@ -112,7 +113,7 @@ enum Command {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
-    /// Open a shell on an endpoint.
+    /// Open a shell on an endpoint (on a VM with a terminal: its serial console).
     Shell { lab: String, node: String },
     /// Live frames of a lan, or of one port, as pcap: `cloonix capture ring lan12 | tcpdump
     /// -r -`. A count on stderr; stops on Ctrl-C, SIGTERM, a closed stdout or `-c N`.
@@ -135,6 +136,9 @@ enum Command {
         #[arg(short, long, value_enum, default_value = "dot")]
         format: graph::Format,
     },
+    /// Attach to a VM's serial console; Ctrl-] leaves (without a terminal: standard input
+    /// goes to the console until it ends and the console is quiet for a second).
+    Console { lab: String, node: String },
     /// Print a shell completion script, e.g. `cloonix completions bash >
     /// /usr/share/bash-completion/completions/cloonix`.
     Completions { shell: clap_complete::Shell },
@@ -242,6 +246,7 @@ fn command(command: Command) -> i32 {
             },
         ),
         Command::Graph { target, format } => graph::run(&target, format),
+        Command::Console { lab, node } => console::run(&lab, &node),
         Command::Completions { shell } => docs::completions(shell),
         Command::Man { dir } => docs::man(dir.as_deref()),
     }

@@ -366,26 +366,18 @@ impl Builder<'_> {
         )
     }
 
+    /// A VM and its NICs. Each NIC's tap is made before the VM starts (a new qemu opens
+    /// them all), and a NIC added or removed later is hot-plugged: the NICs live in the
+    /// switch namespace, and the VM comes after them.
     fn vm(&mut self, name: &str, v: &model::Vm) -> Result<(), BuildError> {
-        let spec = Spec::Vm(VmSpec {
-            cpu: v.cpu,
-            ram: v.ram,
-            image: v.image.clone(),
-            accel: v.accel,
-            run: v.run.clone(),
-            files: v.files.clone(),
-        });
         let sw = self.switch();
-        let vm = self.add(
-            name,
-            Item::Endpoint(name.into()),
-            spec,
-            &[(sw, Dep::LivesIn)],
-        );
+        let agent = !matches!(v.image, Some(model::VmImage::Kernel { .. }));
+        let mut deps = vec![(sw, Dep::LivesIn)];
+        let mut nics = Vec::new();
         for e in &v.eth {
             let item = Item::Interface(name.into(), e.eth.name.clone());
             let tap = self.peer_name(name, &e.eth.name)?;
-            let spec = Spec::Nic(Nic {
+            let nic = Nic {
                 endpoint: name.into(),
                 iface: e.eth.name.clone(),
                 mac: e
@@ -395,15 +387,29 @@ impl Builder<'_> {
                 model: e.model,
                 ips: e.eth.ip.clone(),
                 tap: tap.clone(),
-            });
-            let nic = self.add(
+                mtu: self.t.lans[&e.eth.lan].mtu,
+                agent,
+            };
+            nics.push(nic.clone());
+            let node = self.add(
                 &format!("{name}.{}", e.eth.name),
                 item.clone(),
-                spec,
-                &[(vm, Dep::LivesIn)],
+                Spec::Nic(nic),
+                &[(sw, Dep::LivesIn)],
             );
-            self.port(name, &e.eth.name, &tap, &e.eth.lan, nic, item);
+            self.port(name, &e.eth.name, &tap, &e.eth.lan, node, item);
+            deps.push((node, Dep::After));
         }
+        let spec = Spec::Vm(VmSpec {
+            cpu: v.cpu,
+            ram: v.ram,
+            image: v.image.clone(),
+            accel: v.accel,
+            run: v.run.clone(),
+            files: v.files.clone(),
+            nics,
+        });
+        self.add(name, Item::Endpoint(name.into()), spec, &deps);
         Ok(())
     }
 }

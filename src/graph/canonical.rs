@@ -288,6 +288,7 @@ impl<'a> Parts<'a> {
             accel: model::Accel::Auto,
             run: Vec::new(),
             files: BTreeMap::new(),
+            nics: Vec::new(),
         });
         model::Vm {
             cpu: spec.cpu,

@@ -355,7 +355,7 @@ pub struct EngineSpec {
     pub instance: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VmSpec {
     pub cpu: u32,
     pub ram: u32,
@@ -363,8 +363,33 @@ pub struct VmSpec {
     pub accel: Accel,
     pub run: Vec<Command>,
     pub files: BTreeMap<String, File>,
+    /// The NICs a new qemu of this VM starts with: copies of its [`Nic`] resources, which
+    /// are what the planner compares (a NIC changes by hot-plug, never by a new qemu).
+    /// Not among its fields, so a NIC's change never touches the VM resource.
+    #[serde(default)]
+    pub nics: Vec<Nic>,
 }
 
+/// Two VMs are the same VM whatever NICs they would start with: NICs are compared as the
+/// resources they are (see `nics`), so a lab whose NICs were hot-plugged matches its file.
+impl PartialEq for VmSpec {
+    fn eq(&self, o: &VmSpec) -> bool {
+        let VmSpec {
+            cpu,
+            ram,
+            image,
+            accel,
+            run,
+            files,
+            nics: _,
+        } = self;
+        (cpu, ram, image, accel, run, files)
+            == (&o.cpu, &o.ram, &o.image, &o.accel, &o.run, &o.files)
+    }
+}
+
+/// A NIC of a VM: its tap in the switch namespace (the port of its lan hangs on it) and,
+/// while the VM runs, its device in qemu and its name and addresses in the guest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Nic {
     pub endpoint: String,
@@ -374,6 +399,18 @@ pub struct Nic {
     pub ips: Vec<Cidr>,
     /// The tap in the switch namespace, which is also the OVS port's name.
     pub tap: String,
+    /// The MTU of its lan.
+    #[serde(default = "default_mtu")]
+    pub mtu: u32,
+    /// Whether the guest runs cloonix's initramfs and agent (the built-in guest, or a disk
+    /// it boots), which name and address the NIC inside; a kernel of the user's does not.
+    /// Follows the VM's image, whose change replaces the VM: not compared.
+    #[serde(default)]
+    pub agent: bool,
+}
+
+fn default_mtu() -> u32 {
+    1500
 }
 
 /// A nat's router: DHCP, DNS relay and NAT to the host's world.
@@ -491,9 +528,12 @@ impl Spec {
                 .replace("accel", v.accel)
                 .replace("run", &v.run)
                 .place("files", &v.files),
+            // A model is a new device (hot-plugged in place of the old one); a MAC is
+            // the same device unplugged and plugged again; addresses change in the guest.
             Spec::Nic(n) => f
                 .place("mac", n.mac)
                 .place("ip", &n.ips)
+                .place("mtu", n.mtu)
                 .replace("model", n.model)
                 .replace("tap", &n.tap),
             Spec::Nat(n) => f.replace("subnet", n.subnet).place("dns", &n.dns),

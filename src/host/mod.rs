@@ -3,11 +3,13 @@
 //! cloonix records. Nothing here knows of YAML or plans; the resource kinds
 //! (`crate::kinds`) call in with what they need.
 
+pub mod agent;
 pub mod cache;
 pub mod cgroups;
 pub mod crun;
 pub mod debian;
 pub mod engine;
+pub mod guest;
 pub mod image;
 pub mod intent;
 mod lab;
@@ -20,9 +22,12 @@ pub mod oci;
 pub mod ovs;
 pub mod packet;
 pub mod process;
+pub mod qemu;
+pub mod qmp;
 pub mod rootfs;
 pub mod seccomp;
 pub mod sources;
+pub mod tap;
 
 pub use lab::Lab;
 

@@ -205,6 +205,8 @@ pub fn start_uplink(ns: &str, log: &Path) -> Result<Identity> {
         log: Some(log),
         private_mounts: true,
         ready_fd: Some(3),
+        pass: &[],
+        user: None,
     })
 }
 
@@ -266,6 +268,8 @@ pub fn start_dhcp_dns(
         log: Some(&dir.join("dnsmasq.log")),
         private_mounts: false,
         ready_fd: None,
+        pass: &[],
+        user: None,
     })?;
     // Up once it holds its DHCP socket (port 67), in its namespace's socket table.
     let t0 = Instant::now();

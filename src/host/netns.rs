@@ -217,7 +217,7 @@ pub fn set_up(dev: &str) -> Result<()> {
     Ok(())
 }
 
-fn ifreq(dev: &str) -> libc::ifreq {
+pub(super) fn ifreq(dev: &str) -> libc::ifreq {
     // SAFETY: ifreq is plain old data; all zeroes is a valid value.
     let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
     for (dst, src) in ifr.ifr_name.iter_mut().zip(dev.bytes().take(15)) {

@@ -63,6 +63,8 @@ fn launch(daemon: Daemon, dir: &Path, netns: &Path) -> Result<Identity> {
         log: Some(&dir.join(format!("{name}.out"))),
         private_mounts: false,
         ready_fd: None,
+        pass: &[],
+        user: None,
     })
 }
 

@@ -13,7 +13,7 @@ use rustix::fs::Timespec;
 use rustix::process::{Pid, PidfdFlags, Signal, pidfd_open, pidfd_send_signal};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -137,6 +137,12 @@ pub struct Launch<'a> {
     /// Hands it the write end of a pipe as this descriptor, and waits until it writes
     /// there (its "ready" signal) before returning.
     pub ready_fd: Option<i32>,
+    /// Descriptors it inherits, under the same numbers (every other one of cloonix's is
+    /// closed on exec): what it may use without opening anything by name.
+    pub pass: &'a [BorrowedFd<'a>],
+    /// Runs it as this user and group (the same number), with no supplementary groups and
+    /// so no capabilities, once it is in its namespace.
+    pub user: Option<u32>,
 }
 
 /// Starts the process in its own session (a Ctrl-C of cloonix never reaches it), inside
@@ -173,8 +179,10 @@ pub fn launch(l: &Launch) -> Result<Identity> {
         .map_err(|e| io("make a pipe")(e.into()))?;
     let ready_w = ready.as_ref().map(|(_, w)| w.as_raw_fd());
     let (ready_target, private) = (l.ready_fd, l.private_mounts);
+    let pass: Vec<i32> = l.pass.iter().map(|f| f.as_raw_fd()).collect();
+    let user = l.user;
     // SAFETY: between fork and exec only syscalls run, on descriptors and constant C
-    // strings made before the fork; nothing allocates.
+    // strings made before the fork; nothing allocates (`pass` is a Vec made before).
     unsafe {
         cmd.pre_exec(move || {
             rustix::process::setsid()?;
@@ -190,6 +198,18 @@ pub fn launch(l: &Launch) -> Result<Identity> {
             }
             if let (Some(w), Some(target)) = (ready_w, ready_target)
                 && libc::dup2(w, target) < 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            for &fd in &pass {
+                if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            if let Some(id) = user
+                && (libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(id) != 0
+                    || libc::setuid(id) != 0)
             {
                 return Err(std::io::Error::last_os_error());
             }
@@ -393,6 +413,8 @@ mod tests {
             log: None,
             private_mounts: false,
             ready_fd: None,
+            pass: &[],
+            user: None,
         })
         .unwrap();
         let sid = std::fs::read_to_string(format!("/proc/{}/stat", id.pid)).unwrap();

@@ -15,6 +15,7 @@ mod engine;
 mod facts;
 mod file;
 mod nat;
+mod nic;
 mod not_yet;
 mod ovs;
 mod phy;
@@ -22,6 +23,7 @@ mod port;
 mod rootfs;
 mod switch_ns;
 mod veth;
+mod vm;
 
 pub use container::{LIMITS_NOT_ENFORCED, RunState, describe_failure};
 pub use facts::{Facts, Needs};
@@ -217,6 +219,16 @@ pub trait Driver {
     ) -> Option<Result<i32>> {
         None
     }
+
+    /// The socket of the endpoint's serial console, for kinds that have one.
+    fn console(
+        _lab: &Lab,
+        _id: &ResourceId,
+        _s: &Self::Spec,
+        _receipt: &Self::Receipt,
+    ) -> Option<Result<std::path::PathBuf>> {
+        None
+    }
 }
 
 /// What preflight may know of the host: its interfaces and networks, read once.
@@ -312,12 +324,12 @@ macro_rules! dispatch {
             }
             Spec::Vm($s) => {
                 #[allow(dead_code)]
-                type $d = not_yet::NotYet<crate::graph::VmSpec>;
+                type $d = vm::Driver;
                 $body
             }
             Spec::Nic($s) => {
                 #[allow(dead_code)]
-                type $d = not_yet::NotYet<crate::graph::Nic>;
+                type $d = nic::Driver;
                 $body
             }
             Spec::Nat($s) => {
@@ -357,8 +369,8 @@ pub fn sweep(kind: Kind, lab: &Lab) -> Vec<(String, HostError)> {
         Kind::File => file::Driver::sweep(lab),
         Kind::Container => container::Driver::sweep(lab),
         Kind::Engine => engine::Driver::sweep(lab),
-        Kind::Vm => not_yet::NotYet::<crate::graph::VmSpec>::sweep(lab),
-        Kind::Nic => not_yet::NotYet::<crate::graph::Nic>::sweep(lab),
+        Kind::Vm => vm::Driver::sweep(lab),
+        Kind::Nic => nic::Driver::sweep(lab),
         Kind::Nat => nat::Driver::sweep(lab),
         Kind::A2b => not_yet::NotYet::<crate::graph::A2bSpec>::sweep(lab),
         Kind::C2c => not_yet::NotYet::<crate::graph::C2cSpec>::sweep(lab),
@@ -472,6 +484,14 @@ pub fn exec(
     req: &ExecRequest,
 ) -> Option<Result<i32>> {
     dispatch!(&r.spec, D, s => D::exec(lab, &r.id, s, &receipt_of(receipt), req))
+}
+
+pub fn console(
+    lab: &Lab,
+    r: &Resource,
+    receipt: &serde_json::Value,
+) -> Option<Result<std::path::PathBuf>> {
+    dispatch!(&r.spec, D, s => D::console(lab, &r.id, s, &receipt_of(receipt)))
 }
 
 #[cfg(test)]

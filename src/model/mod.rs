@@ -6,6 +6,7 @@
 
 mod emit;
 mod load;
+pub mod qcow2;
 pub mod reference;
 pub mod units;
 

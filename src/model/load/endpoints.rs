@@ -7,6 +7,7 @@ use super::reader::{Cx, Fields, is_ifname};
 use super::{KINDS, present_or_empty};
 use crate::diag::did_you_mean;
 use crate::yaml::{Node, Value};
+use std::path::Path;
 
 impl Cx {
     pub(super) fn endpoint(&mut self, name: &str, node: &Node) -> Option<Endpoint> {
@@ -94,7 +95,8 @@ impl Cx {
 
     pub(super) fn vm_image(&mut self, node: &Node) -> Option<VmImage> {
         if let Value::Scalar(..) = node.value {
-            return self.host_path(node, "disk image", false).map(VmImage::Disk);
+            let path = self.host_path(node, "disk image", false)?;
+            return self.disk_chain(node, &path).then_some(VmImage::Disk(path));
         }
         let mut f = self.fields(node, "a VM image")?;
         let kernel = f.req(self, "kernel", "a disk path, or `{kernel, initrd, append}`");
@@ -115,6 +117,30 @@ impl Cx {
             initrd: initrd?,
             append: append?,
         })
+    }
+
+    /// Checks a disk image's backing chain: every file it names must be plain, typed and
+    /// (without `--allow-host`) inside the topology's directory.
+    fn disk_chain(&mut self, node: &Node, top: &str) -> bool {
+        let (chain, problems) = qcow2::chain(Path::new(top), Some(&self.dir.clone()));
+        for p in problems {
+            match p {
+                qcow2::Problem::Outside(path) if path == Path::new(top) => {}
+                qcow2::Problem::Outside(path) => self.host_item(
+                    node.pos,
+                    format!(
+                        "backing file `{}` of disk image `{top}` is outside the topology's directory",
+                        path.display()
+                    ),
+                ),
+                qcow2::Problem::Refused(why) => self.err(
+                    node.pos,
+                    format!("disk image `{top}` cannot be used: {why}"),
+                    "a qcow2 image whose backing files are plain qcow2 or raw files, with their formats given, and no external data file",
+                ),
+            }
+        }
+        chain.is_some()
     }
 
     pub(super) fn nat(&mut self, f: &mut Fields) -> Option<Nat> {
