@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod diag;
 pub mod graph;
+pub mod helper;
 pub mod host;
 pub mod kinds;
 pub mod model;

@@ -5,6 +5,7 @@
 
 pub mod cache;
 pub mod crun;
+pub mod helper;
 pub mod image;
 pub mod intent;
 mod lab;

@@ -179,9 +179,15 @@ pub fn within<T: Send + 'static>(
     .map_err(|_| HostError::Other("a namespace thread panicked".into()))?
 }
 
-/// Turns TX checksum offload off on `dev` (in the calling thread's namespace): through the
-/// userspace datapath, TCP fails without it.
+/// Turns TX checksum offload off on `dev` (in the calling thread's namespace).
 pub fn tx_checksum_off(dev: &str) -> Result<()> {
+    set_tx_checksum(dev, false)
+}
+
+/// Turns TX checksum offload (and with it TSO, which needs it) on or off on `dev`, in the
+/// calling thread's namespace. Off, the kernel segments and checksums in software every
+/// packet sent through `dev`: what reaches its peer is whole wire frames.
+pub fn set_tx_checksum(dev: &str, on: bool) -> Result<()> {
     #[repr(C)]
     struct EthtoolValue {
         cmd: u32,
@@ -190,7 +196,7 @@ pub fn tx_checksum_off(dev: &str) -> Result<()> {
     const ETHTOOL_STXCSUM: u32 = 0x17;
     let mut value = EthtoolValue {
         cmd: ETHTOOL_STXCSUM,
-        data: 0,
+        data: u32::from(on),
     };
     let mut ifr = ifreq(dev);
     ifr.ifr_ifru.ifru_data = (&mut value as *mut EthtoolValue).cast();
@@ -204,7 +210,10 @@ pub fn tx_checksum_off(dev: &str) -> Result<()> {
         let err = std::io::Error::last_os_error();
         libc::close(fd);
         if rc != 0 {
-            return Err(io(format!("turn tx checksum offload off on {dev}"))(err));
+            let state = if on { "on" } else { "off" };
+            return Err(io(format!("turn tx checksum offload {state} on {dev}"))(
+                err,
+            ));
         }
     }
     Ok(())

@@ -131,6 +131,9 @@ pub struct Launch<'a> {
     pub netns: Option<&'a Path>,
     /// Where its standard output and error go (None: nowhere).
     pub log: Option<&'a Path>,
+    /// A descriptor handed to it as its fd 3: a socket made in cloonix's own namespace
+    /// for a process that lives in another (a c2c helper's UDP socket).
+    pub pass_fd: Option<std::os::fd::BorrowedFd<'a>>,
 }
 
 /// Starts the process in its own session (a Ctrl-C of cloonix never reaches it), inside
@@ -160,6 +163,7 @@ pub fn launch(l: &Launch) -> Result<Identity> {
         .map(|p| File::open(p).map_err(io(format!("open namespace {}", p.display()))))
         .transpose()?;
     let ns_fd = ns.as_ref().map(|f| f.as_raw_fd());
+    let pass_fd = l.pass_fd.map(|f| f.as_raw_fd());
     // SAFETY: between fork and exec only syscalls run, on descriptors and constant C
     // strings made before the fork; nothing allocates.
     unsafe {
@@ -172,6 +176,16 @@ pub fn launch(l: &Launch) -> Result<Identity> {
                     Some(rustix::thread::LinkNameSpaceType::Network),
                 )?;
                 own_sysfs()?;
+            }
+            if let Some(fd) = pass_fd {
+                // dup2 clears close-on-exec on the copy; a descriptor already at 3 is
+                // made inheritable in place.
+                if fd == 3 {
+                    let flags = libc::fcntl(3, libc::F_GETFD);
+                    libc::fcntl(3, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+                } else if libc::dup2(fd, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
             }
             Ok(())
         });
@@ -221,6 +235,34 @@ pub fn find(exe: &Path, netns: &Path) -> Vec<Identity> {
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .filter(|&pid| netns_inode_of(pid) == Some(ns))
         .filter(|&pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|p| p == exe))
+        .filter_map(Identity::of)
+        .collect()
+}
+
+/// Every running process in the network namespace bound at `netns` whose command line
+/// `pred` accepts: how a process of cloonix's own binary, which can be rebuilt under it,
+/// is recognised (its argv names what it serves).
+pub fn find_by_args(netns: &Path, pred: impl Fn(&[String]) -> bool) -> Vec<Identity> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(ns) = std::fs::metadata(netns).map(|m| m.ino()) else {
+        return Vec::new();
+    };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| netns_inode_of(pid) == Some(ns))
+        .filter(|&pid| {
+            let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                return false;
+            };
+            let args: Vec<String> = raw
+                .split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            pred(&args)
+        })
         .filter_map(Identity::of)
         .collect()
 }
@@ -286,6 +328,7 @@ mod tests {
             env: Vec::new(),
             netns: None,
             log: None,
+            pass_fd: None,
         })
         .unwrap();
         let sid = std::fs::read_to_string(format!("/proc/{}/stat", id.pid)).unwrap();

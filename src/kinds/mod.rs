@@ -8,7 +8,9 @@
 //! Kinds whose driver is not written yet use [`not_yet::NotYet`], which refuses them
 //! before anything is touched.
 
+mod a2b;
 mod bridge;
+mod c2c;
 mod container;
 mod endpoint_ns;
 mod facts;
@@ -291,12 +293,12 @@ macro_rules! dispatch {
             }
             Spec::A2b($s) => {
                 #[allow(dead_code)]
-                type $d = not_yet::NotYet<crate::graph::A2bSpec>;
+                type $d = a2b::Driver;
                 $body
             }
             Spec::C2c($s) => {
                 #[allow(dead_code)]
-                type $d = not_yet::NotYet<crate::graph::C2cSpec>;
+                type $d = c2c::Driver;
                 $body
             }
             Spec::Phy($s) => {
@@ -323,8 +325,8 @@ pub fn sweep(kind: Kind, lab: &Lab) -> Vec<(String, HostError)> {
         Kind::Vm => not_yet::NotYet::<crate::graph::VmSpec>::sweep(lab),
         Kind::Nic => not_yet::NotYet::<crate::graph::Nic>::sweep(lab),
         Kind::Nat => not_yet::NotYet::<crate::graph::NatSpec>::sweep(lab),
-        Kind::A2b => not_yet::NotYet::<crate::graph::A2bSpec>::sweep(lab),
-        Kind::C2c => not_yet::NotYet::<crate::graph::C2cSpec>::sweep(lab),
+        Kind::A2b => a2b::Driver::sweep(lab),
+        Kind::C2c => c2c::Driver::sweep(lab),
         Kind::Phy => phy::Driver::sweep(lab),
     }
 }

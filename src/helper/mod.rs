@@ -1,0 +1,111 @@
+//! cloonix's own data-plane helper, one process per a2b or c2c endpoint, run as the hidden
+//! subcommand `cloonix helper` (one crate, one binary) inside the endpoint's namespace:
+//! two frame ports (a2b: its veths `a` and `b`; c2c: `eth0` and a UDP socket handed over
+//! as fd 3 from cloonix's own namespace) and a control socket under
+//! `/run/cloonix/<lab>/helpers/`. cloonix starts and stops it through `host::process` and
+//! talks to it through `host::helper`.
+//!
+//! Written here rather than borrowed: nothing packaged delays, shapes and drops frames
+//! per direction between two interfaces (this kernel has no netem), and the VXLAN
+//! framing is eight bytes.
+
+pub mod a2b;
+pub mod c2c;
+pub mod control;
+pub mod impair;
+pub mod packet;
+
+use crate::model::C2cRole;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// What one helper serves. `--lab` and `--endpoint` name it for `ps` and for the sweep that
+/// finds a helper an interrupted apply did not record.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[arg(long)]
+    pub lab: String,
+    #[arg(long)]
+    pub endpoint: String,
+    /// The control socket.
+    #[arg(long)]
+    pub socket: PathBuf,
+    #[command(subcommand)]
+    pub what: What,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum What {
+    /// Impairments between ports `a` and `b`.
+    A2b {
+        #[arg(long, default_value = "a")]
+        a: String,
+        #[arg(long, default_value = "b")]
+        b: String,
+        /// The settings, as JSON (`A2bSettings`).
+        #[arg(long)]
+        settings: String,
+    },
+    /// Frames of `iface` to and from a peer over the UDP socket on fd 3.
+    C2c {
+        #[arg(long, default_value = "eth0")]
+        iface: String,
+        #[arg(long, value_parser = parse_role)]
+        role: C2cRole,
+        /// The slave's address (master only).
+        #[arg(long)]
+        peer: Option<SocketAddr>,
+        #[arg(long)]
+        vni: u32,
+    },
+}
+
+fn parse_role(s: &str) -> Result<C2cRole, String> {
+    match s {
+        "master" => Ok(C2cRole::Master),
+        "slave" => Ok(C2cRole::Slave),
+        _ => Err(format!("unknown role {s}")),
+    }
+}
+
+/// Runs the helper until it is stopped or a port fails; its exit code.
+pub fn main(args: Args) -> i32 {
+    let result = match args.what {
+        What::A2b { a, b, settings } => serde_json::from_str(&settings)
+            .map_err(|e| format!("settings: {e}"))
+            .and_then(|s| a2b::run(&a, &b, s, &args.socket)),
+        What::C2c {
+            iface,
+            role,
+            peer,
+            vni,
+        } => {
+            use std::os::fd::FromRawFd;
+            // SAFETY: cloonix hands the UDP socket over as fd 3 (host::process, pass_fd);
+            // checked to be a socket before it is owned.
+            let udp = unsafe {
+                let mut st: libc::stat = std::mem::zeroed();
+                if libc::fstat(3, &mut st) != 0 || st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+                    eprintln!("cloonix helper: no UDP socket on fd 3");
+                    return 1;
+                }
+                std::net::UdpSocket::from_raw_fd(3)
+            };
+            c2c::run(c2c::Config {
+                role,
+                iface: &iface,
+                udp,
+                peer,
+                vni,
+                socket: &args.socket,
+            })
+        }
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("cloonix helper {}/{}: {e}", args.lab, args.endpoint);
+            1
+        }
+    }
+}
