@@ -37,7 +37,7 @@ impl Rng {
         Rng(seed | 1)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn draw(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -46,7 +46,7 @@ impl Rng {
 
     /// Uniform in [0, n).
     pub fn below(&mut self, n: u64) -> u64 {
-        ((self.next() as u128 * n as u128) >> 64) as u64
+        ((self.draw() as u128 * n as u128) >> 64) as u64
     }
 }
 
@@ -115,9 +115,8 @@ impl Direction {
             let floor = now.checked_sub(burst).unwrap_or(now);
             let credit = self.credit.map_or(floor, |c| c.max(floor));
             // Bytes still waiting for tokens: the part of the virtual clock ahead of now.
-            let backlog = credit.saturating_duration_since(now).as_nanos() as u128 * rate as u128
-                / 8
-                / 1_000_000_000;
+            let backlog =
+                credit.saturating_duration_since(now).as_nanos() * rate as u128 / 8 / 1_000_000_000;
             if backlog as u64 + bytes > limit {
                 self.counters.dropped_queue += frames as u64;
                 return Verdict::Overflow;

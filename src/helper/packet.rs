@@ -208,11 +208,11 @@ pub fn recv_into(
         };
     }
     let mut kept = 0;
-    for i in 0..n as usize {
-        if msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+    for (i, m) in msgs.iter().take(n as usize).enumerate() {
+        if m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
             continue;
         }
-        let len = msgs[i].msg_len as usize + offset;
+        let len = m.msg_len as usize + offset;
         if kept != i {
             bufs.swap(kept, i);
         }
@@ -266,7 +266,7 @@ pub fn send_batch<'a>(
                 m.msg_hdr.msg_iovlen = 1;
                 if let Some(to) = to {
                     m.msg_hdr.msg_name = to.ptr() as *mut libc::c_void;
-                    m.msg_hdr.msg_namelen = to.len();
+                    m.msg_hdr.msg_namelen = to.size();
                 }
                 m
             })
@@ -363,7 +363,8 @@ pub mod socket2_addr {
             &self.storage
         }
 
-        pub fn len(&self) -> libc::socklen_t {
+        /// The size of the address in bytes (for `msg_namelen`).
+        pub fn size(&self) -> libc::socklen_t {
             self.len
         }
     }
