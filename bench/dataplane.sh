@@ -26,8 +26,7 @@ work=$(mktemp -d)
 labs=("${prefix}lan" "${prefix}old" "${prefix}a2b" "${prefix}c2m" "${prefix}c2s")
 cleanup() {
     for l in "${labs[@]}"; do
-        ./target/release/cloonix destroy "$l" >/dev/null 2>&1 || true
-        [ -x "$work/cloonix-before" ] && "$work/cloonix-before" destroy "$l" >/dev/null 2>&1 || true
+        [ -n "${now:-}" ] && "$now" destroy "$l" >/dev/null 2>&1 || true
     done
     for n in "${prefix}v1" "${prefix}v2" "${prefix}b1" "${prefix}b2" "${prefix}br"; do
         ip netns del "$n" 2>/dev/null || true
@@ -36,14 +35,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The cloonix of before, built from the base commit in this target directory (its
-# dependencies are shared), then today's.
-git archive "$base" | tar -x -C "$work" --one-top-level=before
-CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target} cargo build --release --quiet --manifest-path "$work/before/Cargo.toml"
-cp "${CARGO_TARGET_DIR:-$PWD/target}/release/cloonix" "$work/cloonix-before"
+# Today's cloonix, and that of before, built from the base commit in a target directory
+# of its own under this one (kept for the next run).
+target=${CARGO_TARGET_DIR:-$PWD/target}
 cargo build --release --quiet
-now=${CARGO_TARGET_DIR:-$PWD/target}/release/cloonix
-old=$work/cloonix-before
+now=$target/release/cloonix
+git archive "$base" | tar -x -C "$work" --one-top-level=before
+CARGO_TARGET_DIR=$target/bench-before cargo build --release --quiet --manifest-path "$work/before/Cargo.toml"
+old=$target/bench-before/release/cloonix
 
 declare -A tcp udp cpu
 # measure NAME SERVER_NS CLIENT_NS SERVER_IP
