@@ -179,6 +179,7 @@ fn a_10mbit_rate_counts_ethernet_frame_bytes() {
         .as_f64()
         .unwrap();
     let wire = payload * 1442.0 / 1400.0 / 1e6;
+    eprintln!("rate 10mbit: UDP at 20 Mbit/s, {wire:.3} Mbit/s of Ethernet frames received");
     assert!(
         (9.5..=10.5).contains(&wire),
         "UDP: {wire:.2} Mbit/s on the wire"
@@ -188,6 +189,7 @@ fn a_10mbit_rate_counts_ethernet_frame_bytes() {
         .as_f64()
         .unwrap()
         / 1e6;
+    eprintln!("rate 10mbit: TCP goodput {goodput:.3} Mbit/s");
     assert!(
         (8.5..=10.0).contains(&goodput),
         "TCP goodput {goodput:.2} Mbit/s"
