@@ -295,3 +295,55 @@ fn a_slave_beyond_loopback_needs_allow_host() {
     assert!(err.contains("beyond loopback"), "{err}");
     assert!(leftovers("d-bind").is_empty());
 }
+
+/// The far side of a c2c master may be a kernel VXLAN device: here one in a namespace of
+/// the test's own, reached over a host veth pair, set to the VNI the master shows.
+#[test]
+#[cfg_attr(
+    cloonix_not_root,
+    ignore = "needs root: run the suite as root, as CI does"
+)]
+fn a_kernel_vxlan_device_can_be_the_far_side() {
+    use std::process::Command;
+    let ip = |args: &str| {
+        Command::new("ip")
+            .args(args.split_whitespace())
+            .status()
+            .unwrap()
+            .success()
+    };
+    let _ = ip("netns del d-vxns");
+    let pair = common::HostPair::new("d-vxh", "d-vxp", "10.74.0.1/24");
+    assert!(ip("netns add d-vxns"));
+    struct Ns;
+    impl Drop for Ns {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", "d-vxns"]).status();
+        }
+    }
+    let _ns = Ns;
+    assert!(ip("link set d-vxp netns d-vxns"));
+    assert!(ip("-n d-vxns addr add 10.74.0.2/24 dev d-vxp"));
+    assert!(ip("-n d-vxns link set d-vxp up"));
+    let lab = Lab::new("d-kvx");
+    lab.apply("lans: [l]\nendpoints:\n  c1: {kind: cnt, eth: [{lan: l, ip: [10.75.0.1/24]}]}\n  x: {kind: c2c, lan: l, role: master, peer: \"10.74.0.2:4789\", peer_lab: kernel, peer_lan: vx}\n");
+    let st = status(&lab);
+    let c = &st["endpoints"]["x"]["c2c"];
+    assert_eq!(
+        c["local"], "10.74.0.1:4789",
+        "it listens where the kernel sends"
+    );
+    let vni = c["vni"].as_u64().unwrap();
+    assert!(ip(&format!(
+        "-n d-vxns link add vx0 type vxlan id {vni} local 10.74.0.2 remote 10.74.0.1 dstport 4789"
+    )));
+    assert!(ip("-n d-vxns addr add 10.75.0.9/24 dev vx0"));
+    assert!(ip("-n d-vxns link set vx0 up"));
+    assert!(
+        lab.ping_again("c1", "10.75.0.9"),
+        "across the kernel's VXLAN"
+    );
+    // The kernel never answers keepalives; frames from it still count as word.
+    assert_eq!(status(&lab)["endpoints"]["x"]["c2c"]["state"], "up");
+    drop(pair);
+}
