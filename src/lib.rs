@@ -8,6 +8,7 @@ pub mod capture;
 pub mod checks;
 pub mod diag;
 pub mod graph;
+pub mod helper;
 pub mod host;
 pub mod kinds;
 pub mod model;

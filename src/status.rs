@@ -16,6 +16,11 @@
 //!                                 "mac": "02:..", "ips": ["10.0.12.1/24"] } },
 //!       "run": [ { "command": "...", "exit_code": 0, "output": "", "timed_out": false } ],
 //!       "notes": [ "cpu/ram limits not enforced: ..." ],
+//!       "a2b": { "a_to_b": { "settings": {"delay": "40ms"}, "forwarded": 10, "forwarded_bytes": 980,
+//!                            "dropped_loss": 0, "dropped_queue": 0, "queued": 0 }, "b_to_a": {...} },
+//!       "c2c": { "state": "up"|"down", "role": "master", "local": "127.0.0.1:40000",
+//!                "peer": "127.0.0.1:47000", "vni": 1234, "last_seen_ms": 420, "loss": 0.0,
+//!                "frames_out": 5, "frames_in": 5, "dropped": 0 },
 //!       "problems": [ "interface eth1 is gone" ] } },
 //!   "pending": [ "+ endpoint r3" ],       // what the last apply wanted and the lab lacks
 //!   "last_apply": { "file": "ring.yaml", "at": "2026-11-23T12:00:00Z", "ok": true },
@@ -24,10 +29,11 @@
 //! ```
 
 use crate::host::crun::RunResult;
-use serde::Serialize;
+use crate::model::{C2cRole, Impairment};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Health {
     Up,
@@ -101,6 +107,62 @@ pub struct EndpointStatus {
     pub notes: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
+    /// An a2b's settings and counters, per direction, as its helper reports them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub a2b: Option<A2bStatus>,
+    /// A c2c's link, as its helper reports it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub c2c: Option<C2cStatus>,
+}
+
+/// Frames, bytes and drops of one direction of an a2b.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Wire frames sent on (a TSO segment counts as the frames it stands for).
+    pub forwarded: u64,
+    /// Their Ethernet bytes.
+    pub forwarded_bytes: u64,
+    pub dropped_loss: u64,
+    /// Dropped because the rate's queue was full.
+    pub dropped_queue: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DirectionStatus {
+    pub settings: Impairment,
+    #[serde(flatten)]
+    pub counters: Counters,
+    /// Frames waiting in the helper now (delayed or shaped).
+    pub queued: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct A2bStatus {
+    pub a_to_b: DirectionStatus,
+    pub b_to_a: DirectionStatus,
+}
+
+/// One side of a c2c link.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct C2cStatus {
+    /// Up while keepalives (or frames) from the peer arrive, down after 3 s without.
+    pub state: Health,
+    pub role: C2cRole,
+    /// The UDP address this side sends from and listens on.
+    pub local: String,
+    /// The peer's address: the master's from its file, the slave's as last heard.
+    pub peer: Option<String>,
+    /// The VXLAN network identifier of the link (set it on a kernel VXLAN far side).
+    pub vni: u32,
+    /// How long ago the peer was last heard from.
+    pub last_seen_ms: Option<u64>,
+    /// Keepalives lost, in percent, over the last 20.
+    pub loss: f64,
+    /// Frames sent to and received from the peer.
+    pub frames_out: u64,
+    pub frames_in: u64,
+    /// Datagrams refused: another VNI, not VXLAN, a frame too big.
+    pub dropped: u64,
 }
 
 impl EndpointStatus {
@@ -172,6 +234,8 @@ impl LabStatus {
                 run: Vec::new(),
                 notes: Vec::new(),
                 problems: Vec::new(),
+                a2b: None,
+                c2c: None,
             })
     }
 

@@ -148,6 +148,9 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// cloonix's own data-plane helper (started by apply, one per a2b or c2c endpoint).
+    #[command(hide = true)]
+    Helper(cloonix::helper::Args),
     /// Show what `apply` would do, touching nothing (exit 0: no changes, 2: changes, 1: error).
     Diff {
         /// The topology file; `-` reads standard input (relative paths in it are then
@@ -249,6 +252,7 @@ fn command(command: Command) -> i32 {
         Command::Console { lab, node } => console::run(&lab, &node),
         Command::Completions { shell } => docs::completions(shell),
         Command::Man { dir } => docs::man(dir.as_deref()),
+        Command::Helper(args) => cloonix::helper::main(args),
     }
 }
 

@@ -120,6 +120,33 @@ fn table(s: &LabStatus) -> String {
                 i.ips.join(" ")
             );
         }
+        if let Some(a) = &ep.a2b {
+            for (dir, d) in [("a_to_b", &a.a_to_b), ("b_to_a", &a.b_to_a)] {
+                let _ = writeln!(out, "    {dir}  {}", direction(d));
+            }
+        }
+        if let Some(c) = &ep.c2c {
+            let seen = c
+                .last_seen_ms
+                .map(|ms| format!("{:.1}s ago", ms as f64 / 1000.0))
+                .unwrap_or_else(|| "never".into());
+            let _ = writeln!(
+                out,
+                "    link {}  {} {} -> {}  vni {}  last seen {seen}  loss {}%  frames out {} in {} dropped {}",
+                c.state.as_str(),
+                serde_json::to_value(c.role)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default(),
+                c.local,
+                c.peer.as_deref().unwrap_or("-"),
+                c.vni,
+                c.loss,
+                c.frames_out,
+                c.frames_in,
+                c.dropped
+            );
+        }
         for r in &ep.run {
             let state = if r.ok() {
                 "ok".to_string()
@@ -148,4 +175,34 @@ fn table(s: &LabStatus) -> String {
         }
     }
     out
+}
+
+/// One direction of an a2b: its settings, then what it did.
+fn direction(d: &cloonix::status::DirectionStatus) -> String {
+    let s = d.settings;
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(v) = s.delay {
+        parts.push(format!("delay {v}"));
+    }
+    if let Some(v) = s.jitter {
+        parts.push(format!("jitter {v}"));
+    }
+    if let Some(v) = s.loss {
+        parts.push(format!("loss {v}"));
+    }
+    if let Some(v) = s.rate {
+        parts.push(format!("rate {v}"));
+    }
+    if parts.is_empty() {
+        parts.push("unimpaired".into());
+    }
+    let c = d.counters;
+    format!(
+        "{}  forwarded {}  dropped by loss {}  dropped by queue {}  queued {}",
+        parts.join(" "),
+        c.forwarded,
+        c.dropped_loss,
+        c.dropped_queue,
+        d.queued
+    )
 }

@@ -1,5 +1,5 @@
 //! veth pairs between a namespace (an endpoint's, or the host's) and the lab's switch
-//! namespace: made straight in their namespaces, addressed, offload off, and read back with
+//! namespace: made straight in their namespaces, addressed, and read back with
 //! one dump per namespace. Every request is rtnetlink in process, sent from a thread
 //! inside the namespace concerned.
 //!
@@ -39,8 +39,9 @@ fn open_ns(name: &str) -> Result<File> {
     File::open(netns::path(name)).map_err(io(format!("open namespace {name}")))
 }
 
-/// Sets an interface of the calling thread's namespace up with its MAC and addresses,
-/// TX checksum offload off (through a userspace datapath, TCP fails without it).
+/// Sets an interface of the calling thread's namespace up with its MAC and addresses.
+/// Offloads stay on: the kernel datapath handles them, and the userspace one runs with
+/// TSO (see `host::ovs`), which carries whole 64 KiB segments instead of wire frames.
 fn configure(name: &str, mac: Option<Mac>, ips: &[Cidr]) -> Result<()> {
     let what = format!("configure {name}");
     let index = netlink::index_of(name)
@@ -57,10 +58,10 @@ fn configure(name: &str, mac: Option<Mac>, ips: &[Cidr]) -> Result<()> {
     for ip in ips {
         netlink::add_address(index, ip).map_err(io(&what))?;
     }
-    netns::tx_checksum_off(name)
+    Ok(())
 }
 
-/// Creates the pair `inner` ↔ `outer`, both in namespaces of the lab, both up, offload off,
+/// Creates the pair `inner` ↔ `outer`, both in namespaces of the lab, both up,
 /// `inner` with its MAC and addresses. A leftover of an interrupted apply under the same
 /// names is replaced: inside the lab's own namespaces, those names are the lab's.
 pub fn create_veth(inner: &End, outer: &End, mac: Mac, ips: &[Cidr], mtu: u32) -> Result<()> {

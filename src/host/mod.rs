@@ -10,6 +10,7 @@ pub mod crun;
 pub mod debian;
 pub mod engine;
 pub mod guest;
+pub mod helper;
 pub mod image;
 pub mod intent;
 mod lab;

@@ -259,18 +259,36 @@ pub fn within<T: Send + 'static>(
     .map_err(|_| HostError::Other("a namespace thread panicked".into()))?
 }
 
-/// Turns TX checksum offload off on `dev` (in the calling thread's namespace): through the
-/// userspace datapath, TCP fails without it.
+/// Turns TX checksum offload off on `dev` (in the calling thread's namespace).
 pub fn tx_checksum_off(dev: &str) -> Result<()> {
+    set_tx_checksum(dev, false)
+}
+
+/// Turns TX checksum offload (and with it TSO, which needs it) on or off on `dev`, in the
+/// calling thread's namespace. Off, the kernel segments and checksums in software every
+/// packet sent through `dev`: what reaches its peer is whole wire frames.
+pub fn set_tx_checksum(dev: &str, on: bool) -> Result<()> {
+    const ETHTOOL_STXCSUM: u32 = 0x17;
+    ethtool_set(dev, ETHTOOL_STXCSUM, on, "tx checksum offload")
+}
+
+/// Turns generic receive offload on or off on `dev`, in the calling thread's namespace:
+/// on a veth, wire frames sent into its peer arrive merged into TCP segments of up to
+/// 64 KiB, which a switch then moves as one.
+pub fn set_gro(dev: &str, on: bool) -> Result<()> {
+    const ETHTOOL_SGRO: u32 = 0x2c;
+    ethtool_set(dev, ETHTOOL_SGRO, on, "generic receive offload")
+}
+
+fn ethtool_set(dev: &str, cmd: u32, on: bool, what: &str) -> Result<()> {
     #[repr(C)]
     struct EthtoolValue {
         cmd: u32,
         data: u32,
     }
-    const ETHTOOL_STXCSUM: u32 = 0x17;
     let mut value = EthtoolValue {
-        cmd: ETHTOOL_STXCSUM,
-        data: 0,
+        cmd,
+        data: u32::from(on),
     };
     let mut ifr = ifreq(dev);
     ifr.ifr_ifru.ifru_data = (&mut value as *mut EthtoolValue).cast();
@@ -284,7 +302,8 @@ pub fn tx_checksum_off(dev: &str) -> Result<()> {
         let err = std::io::Error::last_os_error();
         libc::close(fd);
         if rc != 0 {
-            return Err(io(format!("turn tx checksum offload off on {dev}"))(err));
+            let state = if on { "on" } else { "off" };
+            return Err(io(format!("turn {what} {state} on {dev}"))(err));
         }
     }
     Ok(())

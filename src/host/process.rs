@@ -339,6 +339,36 @@ pub fn find_with_arg(exe: &Path, args: &[String]) -> Vec<Identity> {
         .collect()
 }
 
+/// Every running process in the network namespace bound at `netns` whose command line
+/// `pred` accepts: how a process of cloonix's own binary, which can be rebuilt under it,
+/// is recognised (its argv names what it serves).
+pub fn find_by_args(netns: &Path, pred: impl Fn(&[String]) -> bool) -> Vec<Identity> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(ns) = std::fs::metadata(netns).map(|m| (m.dev(), m.ino())) else {
+        return Vec::new();
+    };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            std::fs::metadata(format!("/proc/{pid}/ns/net")).is_ok_and(|m| (m.dev(), m.ino()) == ns)
+        })
+        .filter(|&pid| {
+            let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                return false;
+            };
+            let args: Vec<String> = raw
+                .split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            pred(&args)
+        })
+        .filter_map(Identity::of)
+        .collect()
+}
+
 /// Every running process whose root directory is one of `roots`: the processes of the
 /// containers on those root filesystems (their inits and whatever runs in them).
 pub fn find_rooted_in(roots: &[PathBuf]) -> Vec<Identity> {

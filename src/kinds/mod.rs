@@ -4,11 +4,10 @@
 //! observer, `destroy` and `status` reach a kind only through [`dispatch!`], one `match`
 //! over [`Spec`] with no catch-all arm: a new kind does not compile until its driver
 //! exists, and no kind is ever treated as "present" or "done" by default.
-//!
-//! Kinds whose driver is not written yet use [`not_yet::NotYet`], which refuses them
-//! before anything is touched.
 
+mod a2b;
 mod bridge;
+mod c2c;
 mod container;
 mod endpoint_ns;
 mod engine;
@@ -16,7 +15,6 @@ mod facts;
 mod file;
 mod nat;
 mod nic;
-mod not_yet;
 mod ovs;
 mod phy;
 mod port;
@@ -339,12 +337,12 @@ macro_rules! dispatch {
             }
             Spec::A2b($s) => {
                 #[allow(dead_code)]
-                type $d = not_yet::NotYet<crate::graph::A2bSpec>;
+                type $d = a2b::Driver;
                 $body
             }
             Spec::C2c($s) => {
                 #[allow(dead_code)]
-                type $d = not_yet::NotYet<crate::graph::C2cSpec>;
+                type $d = c2c::Driver;
                 $body
             }
             Spec::Phy($s) => {
@@ -372,8 +370,8 @@ pub fn sweep(kind: Kind, lab: &Lab) -> Vec<(String, HostError)> {
         Kind::Vm => vm::Driver::sweep(lab),
         Kind::Nic => nic::Driver::sweep(lab),
         Kind::Nat => nat::Driver::sweep(lab),
-        Kind::A2b => not_yet::NotYet::<crate::graph::A2bSpec>::sweep(lab),
-        Kind::C2c => not_yet::NotYet::<crate::graph::C2cSpec>::sweep(lab),
+        Kind::A2b => a2b::Driver::sweep(lab),
+        Kind::C2c => c2c::Driver::sweep(lab),
         Kind::Phy => phy::Driver::sweep(lab),
     }
 }

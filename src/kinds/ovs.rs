@@ -15,10 +15,10 @@ use std::time::Duration;
 pub struct Daemons {
     pub db: Option<Identity>,
     pub switch: Option<Identity>,
+    /// `system` or `netdev`, as chosen when they started.
+    #[serde(default)]
+    pub datapath: Option<String>,
 }
-
-/// The only datapath this host offers (no openvswitch kernel module).
-pub const DATAPATH: &str = "netdev";
 
 pub struct Driver;
 
@@ -33,9 +33,12 @@ impl super::Driver for Driver {
         process::kill_all(&ovs::unrecorded(&ns))?;
         let dir = cx.lab.ovs_dir();
         let db = ovs::start_db(&dir, &ns)?;
+        let dp = ovs::choose_datapath();
+        ovs::set_datapath(&dir, dp)?;
         let mut daemons = Daemons {
             db: Some(db),
             switch: None,
+            datapath: Some(dp.as_str().into()),
         };
         cx.checkpoint(&daemons)?;
         daemons.switch = Some(ovs::start_switch(&dir, &ns)?);
@@ -50,8 +53,9 @@ impl super::Driver for Driver {
         Ok(r)
     }
 
-    /// ovs-vswitchd gets SIGKILL: with the userspace datapath nothing of its state
-    /// outlives it, and its orderly exit takes seconds with hundreds of ports.
+    /// ovs-vswitchd gets SIGKILL: its orderly exit takes seconds with hundreds of ports.
+    /// Nothing of its state outlives it but a kernel datapath, which goes with the
+    /// switch namespace.
     fn destroy(cx: &StepCx, _s: &Ovs, r: Daemons) -> Result<()> {
         if let Some(switch) = r.switch {
             switch.stop(Duration::ZERO)?;
@@ -88,7 +92,7 @@ impl super::Driver for Driver {
                 out.switch.daemons.insert(name.into(), status);
             }
         }
-        out.switch.datapath = Some(DATAPATH.into());
+        out.switch.datapath = rc.datapath.clone();
         out.switch.state = match seen {
             Seen::Present | Seen::Tainted(_) => Health::Up,
             Seen::Gone => Health::Down,

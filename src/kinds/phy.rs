@@ -155,7 +155,7 @@ impl super::Driver for Driver {
                 ..Default::default()
             };
             netlink::set(index, &up).map_err(io(&what))?;
-            // Offload off, as on every end of the userspace datapath.
+            // Offload off: the kernel checksums in software what leaves through it.
             let _ = netns::tx_checksum_off(&name);
             Ok(())
         })?;
