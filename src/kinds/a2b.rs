@@ -14,7 +14,7 @@ use crate::helper::control::{A2bSettings, Request};
 use crate::helper::impair::Direction;
 use crate::host::process::Identity;
 use crate::host::{HostError, Lab, Result, helper, netns};
-use crate::status::{Health, LabStatus};
+use crate::status::LabStatus;
 use serde::{Deserialize, Serialize};
 
 const KIND: &str = "a2b";
@@ -119,14 +119,14 @@ impl super::Driver for Driver {
     ) {
         let ep = out.endpoint(&r.id.name);
         ep.kind = KIND.into();
-        ep.pid = rc.helper.map(|h| h.pid);
-        match seen {
-            Seen::Present => ep.a2b = helper::query(lab, &r.id.name).ok().and_then(|r| r.a2b),
-            Seen::Tainted(why) => ep.problems.push(why.clone()),
-            Seen::Gone => {
-                ep.state = Health::Down;
-                ep.problems.push("its helper is not running".into());
-            }
+        super::report_process(
+            ep,
+            seen,
+            rc.helper.map(|h| h.pid),
+            "its helper is not running",
+        );
+        if *seen == Seen::Present {
+            ep.a2b = helper::query(lab, &r.id.name).ok().and_then(|r| r.a2b);
         }
     }
 

@@ -163,24 +163,22 @@ impl super::Driver for Driver {
     ) {
         let ep = out.endpoint(&r.id.name);
         ep.kind = KIND.into();
-        ep.pid = rc.helper.map(|h| h.pid);
-        match seen {
-            Seen::Present => {
-                ep.c2c = helper::query(lab, &r.id.name).ok().and_then(|r| r.c2c);
-                if let Some(c) = &ep.c2c
-                    && c.state != Health::Up
-                {
-                    ep.state = Health::Down;
-                    ep.problems.push(match &c.peer {
-                        Some(p) => format!("no word from its peer {p}"),
-                        None => "no peer has reached it yet".into(),
-                    });
-                }
-            }
-            Seen::Tainted(why) => ep.problems.push(why.clone()),
-            Seen::Gone => {
-                ep.state = Health::Down;
-                ep.problems.push("its helper is not running".into());
+        super::report_process(
+            ep,
+            seen,
+            rc.helper.map(|h| h.pid),
+            "its helper is not running",
+        );
+        if *seen == Seen::Present {
+            ep.c2c = helper::query(lab, &r.id.name).ok().and_then(|r| r.c2c);
+            if let Some(c) = &ep.c2c
+                && c.state != Health::Up
+            {
+                ep.state = ep.state.max(Health::Down);
+                ep.problems.push(match &c.peer {
+                    Some(p) => format!("no word from its peer {p}"),
+                    None => "no peer has reached it yet".into(),
+                });
             }
         }
     }

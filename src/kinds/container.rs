@@ -15,7 +15,7 @@ use crate::host::crun::{self, RunResult};
 use crate::host::process::{self, Identity};
 use crate::host::rootfs::{self, Lookup};
 use crate::host::{HostError, Lab, Result, cgroups, engine, netns};
-use crate::status::{Health, LabStatus};
+use crate::status::LabStatus;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -158,18 +158,12 @@ impl super::Driver for Driver {
     ) {
         let ep = out.endpoint(&r.id.name);
         ep.kind = "cnt".into();
-        match seen {
-            Seen::Present => ep.pid = rc.init.map(|i| i.pid),
-            Seen::Tainted(why) => {
-                ep.pid = rc.init.map(|i| i.pid);
-                ep.problems
-                    .push(format!("{why}: the next apply replaces it"));
-            }
-            Seen::Gone => {
-                ep.state = ep.state.max(Health::Down);
-                ep.problems.push("its container is not running".into());
-            }
-        }
+        super::report_process(
+            ep,
+            seen,
+            rc.init.map(|i| i.pid),
+            "its container is not running",
+        );
         if let RunState::Done(results) = &rc.runs {
             ep.run = results.clone();
         }

@@ -55,6 +55,28 @@ pub enum Seen {
     Tainted(String),
 }
 
+/// The lines every endpoint that is one process has in `status`: its pid, and what is
+/// wrong with it (`gone` says which process is missing).
+pub(crate) fn report_process(
+    ep: &mut crate::status::EndpointStatus,
+    seen: &Seen,
+    pid: Option<i32>,
+    gone: &str,
+) {
+    match seen {
+        Seen::Present => ep.pid = pid,
+        Seen::Tainted(why) => {
+            ep.pid = pid;
+            ep.problems
+                .push(format!("{why}: the next apply replaces it"));
+        }
+        Seen::Gone => {
+            ep.state = ep.state.max(crate::status::Health::Down);
+            ep.problems.push(gone.into());
+        }
+    }
+}
+
 /// What a driver gets for one step.
 pub struct StepCx<'a> {
     pub lab: &'a Lab,

@@ -25,7 +25,7 @@ use crate::host::process::{self, Identity, Launch};
 use crate::host::qemu::{self, Engine, Machine, Sockets};
 use crate::host::{HostError, Lab, Result, io, netns, tap};
 use crate::model::{VmImage, qcow2};
-use crate::status::{Health, LabStatus};
+use crate::status::LabStatus;
 use boot::{listen, mode, open, prepare};
 use inside::{run_commands, write_file};
 use serde::{Deserialize, Serialize};
@@ -347,18 +347,7 @@ impl super::Driver for Driver {
     ) {
         let ep = out.endpoint(&r.id.name);
         ep.kind = "kvm".into();
-        match seen {
-            Seen::Present => ep.pid = rc.qemu.map(|i| i.pid),
-            Seen::Tainted(why) => {
-                ep.pid = rc.qemu.map(|i| i.pid);
-                ep.problems
-                    .push(format!("{why}: the next apply replaces it"));
-            }
-            Seen::Gone => {
-                ep.state = ep.state.max(Health::Down);
-                ep.problems.push("its qemu is not running".into());
-            }
-        }
+        crate::kinds::report_process(ep, seen, rc.qemu.map(|i| i.pid), "its qemu is not running");
         if let Some(e) = rc.engine {
             ep.notes
                 .push(format!("accel {} ({})", e.as_str(), rc.engine_why));
