@@ -454,3 +454,101 @@ fn what_containers_write_is_out_of_local_users_reach() {
         "an unprivileged user reached the container's setuid program"
     );
 }
+
+/// cloonix compiles the seccomp profile to BPF once and hands crun the program in the
+/// annotation `run.oci.seccomp_bpf_data`. A wrong translation of the profile must show:
+/// what the profile refuses is refused with its errno (EPERM, the profile's
+/// `defaultErrnoRet`), what an argument condition allows works, and crun's own compile of
+/// the same `linux.seccomp` section gives the very program the container runs under.
+/// Harmless with no filter at all: `unshare -U true` makes a user namespace only for
+/// `true`, and `linux32 -R true` turns off address randomisation only for `true`.
+#[test]
+#[cfg_attr(
+    cloonix_not_root,
+    ignore = "needs root: run the suite as root, as CI does"
+)]
+fn the_precompiled_seccomp_filter_is_the_profile() {
+    use base64::Engine;
+    let lab = Lab::new("s-seccomp");
+    lab.apply("lans: [l]\nendpoints:\n  a: {kind: cnt, eth: [{lan: l, ip: 10.0.0.1/24}]}\n");
+
+    // Not in the profile's allow list without SYS_ADMIN: the default action, EPERM.
+    let (code, out) = lab.exec("a", "unshare -U true 2>&1");
+    assert_ne!(code, 0, "a user namespace was made: {out}");
+    assert!(out.contains("Operation not permitted"), "{out}");
+    // personality is allowed for a few values only (SCMP_CMP_EQ on argument 0):
+    // PER_LINUX32 (8) is one of them, PER_LINUX32|ADDR_NO_RANDOMIZE (0x40008) is not.
+    let (code, out) = lab.exec("a", "linux32 true 2>&1");
+    assert_eq!(code, 0, "personality(PER_LINUX32) refused: {out}");
+    let (code, out) = lab.exec("a", "linux32 -R true 2>&1");
+    assert_ne!(code, 0, "personality(0x40008) allowed: {out}");
+    assert!(out.contains("Operation not permitted"), "{out}");
+    // And ordinary syscalls work.
+    let (code, out) = lab.exec("a", "linux64 uname -m && echo ok > /tmp/x && cat /tmp/x");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.ends_with("ok\n"), "{out}");
+
+    // The program crun loaded is the annotation's, and is what crun itself compiles from
+    // the section beside it.
+    let host = cloonix::host::Lab::new("s-seccomp");
+    let state = host.crun_root().join(host.container_id("a"));
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(state.join("config.json")).unwrap()).unwrap();
+    let data = config["annotations"]["run.oci.seccomp_bpf_data"]
+        .as_str()
+        .expect("the annotation is set");
+    let program = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .unwrap();
+    let loaded = std::fs::read(state.join("seccomp.bpf")).unwrap();
+    assert_eq!(
+        program, loaded,
+        "crun did not load the annotation's program"
+    );
+    assert_eq!(
+        crun_compiles(&config, &lab.dir),
+        loaded,
+        "crun's own compile of the section differs"
+    );
+}
+
+/// The program crun 1.8 compiles from `config`'s `linux.seccomp` section: a container made
+/// (never started) from the config without the annotation and without cgroups, in a crun
+/// root of its own under `dir`; crun writes the program to its state before the start.
+fn crun_compiles(config: &serde_json::Value, dir: &std::path::Path) -> Vec<u8> {
+    let mut config = config.clone();
+    config.as_object_mut().unwrap().remove("annotations");
+    let linux = config["linux"].as_object_mut().unwrap();
+    linux.remove("cgroupsPath");
+    linux.remove("resources");
+    let bundle = dir.join("crun-compiles");
+    let root = dir.join("crun-root");
+    std::fs::create_dir_all(&bundle).unwrap();
+    std::fs::write(
+        bundle.join("config.json"),
+        serde_json::to_vec(&config).unwrap(),
+    )
+    .unwrap();
+    let id = "s-seccomp-crun-compiles";
+    // crun 1.8 refuses a hybrid cgroup layout without cgroups unless it sees cgroup2, as
+    // cloonix's own start does it: in a mount namespace of its own.
+    let script = format!(
+        "mount --make-rprivate / && mount -t cgroup2 none /sys/fs/cgroup && \
+         crun --cgroup-manager=disabled --root {root} create --bundle {bundle} {id} && \
+         cp {root}/{id}/seccomp.bpf {dir}/crun.bpf; \
+         s=$?; crun --cgroup-manager=disabled --root {root} delete -f {id}; exit $s",
+        root = root.display(),
+        bundle = bundle.display(),
+        dir = dir.display(),
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read(dir.join("crun.bpf")).unwrap()
+}

@@ -8,7 +8,8 @@
 //! * `/proc/sys` read-only but for `/proc/sys/net`, which belongs to the container's own
 //!   network namespace (`sysctl -w net.ipv4.ip_forward=1` works and stays in it);
 //! * the masked and read-only paths of Docker and podman together;
-//! * Docker's default seccomp filter, resolved for these capabilities;
+//! * Docker's default seccomp filter, resolved for these capabilities (and compiled to
+//!   BPF once per run, for crun to load as it is);
 //! * no new privileges, and a read-only sysfs.
 //!
 //! `privileged: true` (which needs `--allow-host`) lifts all of it.
@@ -158,6 +159,26 @@ fn filter(mknod: bool) -> std::result::Result<&'static Value, &'static seccomp::
     .as_ref()
 }
 
+/// The base64 BPF program of `filter(mknod)`, compiled once per run of cloonix and handed to
+/// crun in the annotation `run.oci.seccomp_bpf_data`, so that `crun run` does not compile
+/// the profile again for each container (see seccomp/bpf.rs for the cost and for what crun
+/// does with it). `None` where libseccomp could not compile it: crun then compiles the
+/// `linux.seccomp` section itself, as it did before, and the filter is the same.
+fn filter_bpf(mknod: bool) -> Option<&'static str> {
+    static WITH: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    static WITHOUT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let cell = if mknod { &WITH } else { &WITHOUT };
+    cell.get_or_init(|| {
+        let section = filter(mknod).ok()?;
+        seccomp::bpf::annotation(section)
+            .map_err(|e| {
+                eprintln!("cloonix: note: crun compiles the seccomp filter itself: {e}");
+            })
+            .ok()
+    })
+    .as_deref()
+}
+
 /// The environment every process of the container starts with.
 pub fn env_list(env: &BTreeMap<String, String>) -> Vec<String> {
     let mut out =
@@ -206,6 +227,7 @@ pub fn config(p: &Paths, s: &Spec) -> Result<Value> {
         }
         linux["resources"] = resources;
     }
+    let mut annotations = serde_json::Map::new();
     if !s.privileged {
         // Made before /proc/sys turns read-only, and kept writable under it: the net
         // sysctls a process sees are those of its own network namespace.
@@ -218,8 +240,13 @@ pub fn config(p: &Paths, s: &Spec) -> Result<Value> {
         linux["seccomp"] = filter(s.cgroup.is_some())
             .map_err(|e| HostError::Other(format!("container {}: {e}", s.id)))?
             .clone();
+        // The section stays beside the program: crun still reads its flags from it, and
+        // a runtime that does not know the annotation compiles it as before.
+        if let Some(bpf) = filter_bpf(s.cgroup.is_some()) {
+            annotations.insert(seccomp::bpf::ANNOTATION.into(), bpf.into());
+        }
     }
-    Ok(json!({
+    let mut config = json!({
         "ociVersion": "1.0.0",
         "process": {
             "terminal": false,
@@ -234,5 +261,9 @@ pub fn config(p: &Paths, s: &Spec) -> Result<Value> {
         "hostname": s.hostname,
         "mounts": mounts,
         "linux": linux,
-    }))
+    });
+    if !annotations.is_empty() {
+        config["annotations"] = annotations.into();
+    }
+    Ok(config)
 }

@@ -55,6 +55,8 @@
 //! the container's set and the profile's are compared in the `CAP_NAME` form. The set to
 //! give is the container's bounding set, which is what podman and Docker compare with.
 
+pub mod bpf;
+
 use serde_json::{Map, Value};
 
 /// Docker's default profile, as moby ships it.
