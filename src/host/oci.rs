@@ -144,7 +144,9 @@ fn all_caps() -> Vec<String> {
 
 /// The seccomp filter of every non-privileged container, resolved once per run of cloonix
 /// (they all have the same capabilities: with MKNOD where cgroups hold, or without).
-fn filter(mknod: bool) -> std::result::Result<&'static Value, &'static seccomp::SeccompError> {
+pub(crate) fn filter(
+    mknod: bool,
+) -> std::result::Result<&'static Value, &'static seccomp::SeccompError> {
     type Filter = std::sync::OnceLock<std::result::Result<Value, seccomp::SeccompError>>;
     static WITH: Filter = std::sync::OnceLock::new();
     static WITHOUT: Filter = std::sync::OnceLock::new();

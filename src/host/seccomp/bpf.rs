@@ -266,26 +266,7 @@ mod tests {
     /// The two sections a run of cloonix compiles: Docker's profile resolved for the lab
     /// capabilities, with and without MKNOD.
     fn resolved(mknod: bool) -> Value {
-        let mut caps = vec![
-            "CAP_CHOWN",
-            "CAP_DAC_OVERRIDE",
-            "CAP_FSETID",
-            "CAP_FOWNER",
-            "CAP_NET_RAW",
-            "CAP_SETGID",
-            "CAP_SETUID",
-            "CAP_SETFCAP",
-            "CAP_SETPCAP",
-            "CAP_NET_BIND_SERVICE",
-            "CAP_SYS_CHROOT",
-            "CAP_KILL",
-            "CAP_AUDIT_WRITE",
-            "CAP_NET_ADMIN",
-        ];
-        if mknod {
-            caps.push("CAP_MKNOD");
-        }
-        super::super::for_container(&caps).unwrap()
+        crate::host::oci::filter(mknod).unwrap().clone()
     }
 
     #[test]
