@@ -139,13 +139,11 @@ impl super::Driver for Driver {
         _c: &mut ContainerSpec,
         r: &Receipt,
     ) -> Seen {
-        if !r.init.as_ref().is_some_and(Identity::alive) {
-            return Seen::Gone;
-        }
-        match r.runs {
-            RunState::Running => Seen::Tainted("its run commands were interrupted".into()),
-            RunState::Unknown | RunState::Done(_) => Seen::Present,
-        }
+        super::seen_process(
+            r.init.as_ref(),
+            &r.runs,
+            "its run commands were interrupted",
+        )
     }
 
     fn report(

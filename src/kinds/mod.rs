@@ -27,6 +27,7 @@ pub use container::{LIMITS_NOT_ENFORCED, RunState, describe_failure};
 pub use facts::{Facts, Needs};
 
 use crate::graph::{Kind, Resource, ResourceId, Spec};
+use crate::host::process::Identity;
 use crate::host::{HostError, Lab, Result};
 use crate::status::LabStatus;
 use serde::Serialize;
@@ -53,6 +54,19 @@ pub enum Seen {
     Gone,
     /// It is there but cloonix cannot vouch for it: apply replaces it, saying why.
     Tainted(String),
+}
+
+/// What is seen of an endpoint that is one process with `run` steps after its start
+/// (a container, a VM): gone if the process is not the one recorded, tainted if cloonix
+/// was stopped while the steps ran (nobody knows how far they got).
+pub(crate) fn seen_process(process: Option<&Identity>, runs: &RunState, interrupted: &str) -> Seen {
+    if !process.is_some_and(Identity::alive) {
+        return Seen::Gone;
+    }
+    match runs {
+        RunState::Running => Seen::Tainted(interrupted.into()),
+        RunState::Unknown | RunState::Done(_) => Seen::Present,
+    }
 }
 
 /// The lines every endpoint that is one process has in `status`: its pid, and what is

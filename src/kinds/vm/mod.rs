@@ -328,13 +328,11 @@ impl super::Driver for Driver {
     }
 
     fn observe(_lab: &Lab, _f: &Facts, _id: &ResourceId, _s: &mut VmSpec, r: &Receipt) -> Seen {
-        if !r.qemu.as_ref().is_some_and(Identity::alive) {
-            return Seen::Gone;
-        }
-        match r.runs {
-            RunState::Running => Seen::Tainted("it was interrupted while it booted".into()),
-            RunState::Unknown | RunState::Done(_) => Seen::Present,
-        }
+        super::seen_process(
+            r.qemu.as_ref(),
+            &r.runs,
+            "it was interrupted while it booted",
+        )
     }
 
     fn report(
