@@ -289,6 +289,29 @@ fn a_failing_run_command_is_reported_once_and_not_run_again() {
     cloonix_not_root,
     ignore = "needs root: run the suite as root, as CI does"
 )]
+fn a_run_command_out_of_time_is_stopped_with_all_it_started() {
+    // Both sleeps ignore TERM; one is in the background, so its shell's exit leaves it
+    // to the container's init. Harmless if left: they are in the container, and go with
+    // the lab.
+    let lab = Lab::new("t-runtime");
+    let yaml = "lans: [l1]\nendpoints:\n  a:\n    kind: cnt\n    eth: [{lan: l1}]\n    run_timeout: 1s\n    run: [\"trap '' TERM; sleep 1001 & sleep 1002\"]\n";
+    let out = lab.cloonix(&["apply", &lab.file(yaml)]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("timed out"), "{text}");
+    let (code, ps) = lab.exec("a", "ps -o pid,args");
+    assert_eq!(code, 0, "{ps}");
+    assert!(
+        !ps.contains("sleep 100"),
+        "a timed-out run command left processes in the container:\n{ps}"
+    );
+}
+
+#[test]
+#[cfg_attr(
+    cloonix_not_root,
+    ignore = "needs root: run the suite as root, as CI does"
+)]
 fn cpu_and_ram_limits_that_cannot_be_enforced_are_said_so() {
     let lab = Lab::new("t-limits");
     let file =

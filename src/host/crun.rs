@@ -8,7 +8,7 @@
 //! process), and the bundle has no cgroup mount.
 
 use super::oci::{self, INIT, Spec};
-use super::process::Identity;
+use super::process::{self, Identity};
 use super::rootfs::Paths;
 use super::{HostError, Result, io};
 use crate::model::Command as RunCommand;
@@ -287,14 +287,23 @@ fn run_with_timeout(mut cmd: Command, timeout: Duration, shown: String) -> RunRe
         match child.try_wait() {
             Ok(Some(status)) => break (status.code(), false),
             Ok(None) if start.elapsed() > timeout => {
-                // TERM first: `crun exec` passes it on to the command in the container,
-                // whereas a KILL of crun alone would leave the command running there.
+                let root = child.id() as i32;
+                // The command's processes, known while they still descend from crun: one
+                // whose parent dies is adopted by the container's init, out of the tree.
+                let started = process::descendants(&[root]);
+                // TERM first: `crun exec` passes it on to the command in the container.
                 // SAFETY: the child is not reaped yet, so its pid is still its own.
-                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+                unsafe { libc::kill(root, libc::SIGTERM) };
                 let term = Instant::now();
-                while term.elapsed() < GRACE && matches!(child.try_wait(), Ok(None)) {
+                let mut reaped = false;
+                while term.elapsed() < GRACE && !reaped {
+                    reaped = !matches!(child.try_wait(), Ok(None));
                     std::thread::sleep(Duration::from_millis(10));
                 }
+                // What ignored TERM or was started meanwhile: a KILL of crun alone would
+                // leave it running in the container. Once reaped, crun's pid is no longer
+                // ours to look under.
+                process::kill_tree((!reaped).then_some(root), started);
                 let _ = child.kill();
                 let _ = child.wait();
                 break (None, true);

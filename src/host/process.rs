@@ -403,6 +403,81 @@ pub fn which(program: &str) -> Option<PathBuf> {
         .and_then(|p| p.canonicalize().ok())
 }
 
+/// Every process that descends from one of `roots`, from one look at `/proc`. Each is
+/// known by its pid and start time read together with its parent in one read of its
+/// stat, so a pid reused since is not taken for a descendant.
+pub fn descendants(roots: &[i32]) -> Vec<Identity> {
+    let mut all: Vec<(i32, i32, u64)> = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                continue;
+            };
+            if let Some((parent, start)) = parent_and_start(pid) {
+                all.push((pid, parent, start));
+            }
+        }
+    }
+    let mut found: Vec<Identity> = Vec::new();
+    let mut frontier: Vec<i32> = roots.to_vec();
+    while let Some(parent) = frontier.pop() {
+        for &(pid, _, start) in all.iter().filter(|(_, pp, _)| *pp == parent) {
+            if !found.iter().any(|f| f.pid == pid) {
+                found.push(Identity { pid, start });
+                frontier.push(pid);
+            }
+        }
+    }
+    found
+}
+
+/// The parent and start time of a running process, from one read of its stat.
+fn parent_and_start(pid: i32) -> Option<(i32, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    if fields.next()? == "Z" {
+        return None;
+    }
+    let parent = fields.next()?.parse().ok()?;
+    let start = fields.nth(17)?.parse().ok()?;
+    Some((parent, start))
+}
+
+/// Kills `known` and every process that descends from `root` or from one of them, for
+/// good: all are frozen with SIGSTOP until a look finds none new (a frozen process forks
+/// no more), then sent SIGKILL. What a command left behind when its `crun exec` is
+/// stopped: processes whose parent died are adopted by the container's init and can be
+/// found only through what was known of them before. `root` must be a child of ours not
+/// reaped yet (its pid is ours until then), and is its owner's to kill.
+pub fn kill_tree(root: Option<i32>, mut known: Vec<Identity>) {
+    let signal_all = |ids: &[Identity], sig: Signal| {
+        for id in ids {
+            if let Some(fd) = id.pidfd() {
+                let _ = pidfd_send_signal(&fd, sig);
+            }
+        }
+    };
+    signal_all(&known, Signal::STOP);
+    // Bounded: a tree that outgrows a thousand looks is killed as far as it was found.
+    for _ in 0..1000 {
+        // Only a known process that is still the one known names its children.
+        let roots: Vec<i32> = root
+            .into_iter()
+            .chain(known.iter().filter(|k| k.alive()).map(|k| k.pid))
+            .collect();
+        let new: Vec<Identity> = descendants(&roots)
+            .into_iter()
+            .filter(|d| !known.contains(d))
+            .collect();
+        if new.is_empty() {
+            break;
+        }
+        signal_all(&new, Signal::STOP);
+        known.extend(new);
+    }
+    signal_all(&known, Signal::KILL);
+}
+
 /// Stops many processes at once: all are sent SIGKILL first, then each is waited for.
 pub fn kill_all(ids: &[Identity]) -> Result<()> {
     ids.iter().for_each(Identity::kill_now);
@@ -431,6 +506,49 @@ mod tests {
         id.stop(Duration::from_secs(1)).unwrap();
         let _ = child.wait();
         assert!(!id.alive());
+    }
+
+    #[test]
+    fn a_tree_is_killed_with_what_left_it() {
+        // A shell under the root starts two sleeps that ignore TERM, then dies: the sleeps
+        // are orphans, adopted outside the root's tree, known only from before.
+        let mut child = Command::new("sh")
+            .args([
+                "-c",
+                "sh -c 'trap \"\" TERM; sleep 31 & sleep 32 & wait' & wait",
+            ])
+            .spawn()
+            .unwrap();
+        let root = child.id() as i32;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut before = Vec::new();
+        while before.len() < 3 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+            before = descendants(&[root]);
+        }
+        assert_eq!(before.len(), 3, "{before:?}");
+        let inner = *before
+            .iter()
+            .find(|d| parent_and_start(d.pid).unwrap().0 == root)
+            .unwrap();
+        inner.stop(Duration::ZERO).unwrap();
+        let orphans: Vec<Identity> = before.iter().copied().filter(|d| *d != inner).collect();
+        assert!(
+            descendants(&[root]).iter().all(|d| !orphans.contains(d)),
+            "still in the tree"
+        );
+        assert!(orphans.iter().all(Identity::alive));
+
+        kill_tree(Some(root), before);
+        let _ = child.kill();
+        let _ = child.wait();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while orphans.iter().any(Identity::alive) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for id in &orphans {
+            assert!(!id.alive(), "{id:?} survived");
+        }
     }
 
     #[test]
