@@ -62,8 +62,15 @@ fn an_ordinary_container_is_confined() {
         "it leaked into the host"
     );
 
-    let (code, _) = lab.exec("a", "mknod /tmp/disk b 254 0");
-    assert_ne!(code, 0, "mknod of a block device worked");
+    // Where cgroups hold a device allow-list, a node may be made but not opened (the
+    // first loop device: read-only, one byte, if the hole were open); elsewhere, no node.
+    let held = cloonix::host::cgroups::held();
+    let (code, out) = lab.exec(
+        "a",
+        "(mknod /tmp/disk b 7 0 && head -c1 /tmp/disk >/dev/null) 2>&1",
+    );
+    assert_ne!(code, 0, "a block device was made and opened: {out}");
+    assert!(out.contains("Operation not permitted"), "{out}");
     let (code, _) = lab.exec("a", "unshare -U true");
     assert_ne!(code, 0, "a user namespace was made");
     let (_, status) = lab.exec("a", "cat /proc/self/status");
@@ -73,10 +80,14 @@ fn an_ordinary_container_is_confined() {
         ("SYS_PTRACE", SYS_PTRACE),
         ("SYS_ADMIN", SYS_ADMIN),
         ("SYS_MODULE", SYS_MODULE),
-        ("MKNOD", MKNOD),
     ] {
         assert_eq!(caps & bit, 0, "{name} in CapEff {caps:x}");
     }
+    assert_eq!(
+        caps & MKNOD != 0,
+        held,
+        "MKNOD without a device allow-list, or the reverse"
+    );
     // What a router needs still works: addresses, routes, raw sockets.
     assert!(lab.ping("a", "10.0.0.2"));
     let (code, out) = lab.exec("a", "ip route add 192.0.2.0/24 via 10.0.0.2 && ip route");
@@ -84,8 +95,9 @@ fn an_ordinary_container_is_confined() {
 
     // Where cgroups cannot hold a device allow-list, apply and status say so.
     let status = lab.cloonix(&["status", "t-conf"]);
-    assert!(
-        String::from_utf8_lossy(&status.stdout).contains("containers run without cgroups here")
+    assert_eq!(
+        String::from_utf8_lossy(&status.stdout).contains("containers run without cgroups here"),
+        !held
     );
 
     // Its writes are on disk under the lab's state directory, and go with the lab.
@@ -386,30 +398,64 @@ fn a_tap_address_over_the_hosts_own_networks_needs_allow_host() {
     );
 }
 
+/// The file of a container's cgroups that holds `v2` on cgroup2 (crun's) or `v1` in the
+/// v1 hierarchy `controller` (cloonix's own), read.
+fn cgroup_value(lab: &str, ep: &str, controller: &str, v1: &str, v2: &str) -> String {
+    let unified = format!("/sys/fs/cgroup/cloonix/{lab}/{ep}/{v2}");
+    let own = format!("/sys/fs/cgroup/{controller}/cloonix/{lab}/{ep}/{v1}");
+    std::fs::read_to_string(&unified)
+        .or_else(|_| std::fs::read_to_string(&own))
+        .unwrap_or_else(|e| panic!("neither {unified} nor {own}: {e}"))
+        .trim()
+        .to_string()
+}
+
 #[test]
 #[cfg_attr(
     any(cloonix_not_root, cloonix_no_cgroups),
-    ignore = "needs root and cgroups crun can use: a unified cgroup2 hierarchy and CAP_SYS_RESOURCE"
+    ignore = "needs root and cgroups: cgroup2 with CAP_SYS_RESOURCE, or v1 pids, memory, cpu and devices hierarchies"
 )]
 fn where_cgroups_hold_devices_are_allow_listed_and_limits_enforced() {
     let lab = Lab::new("t-cgroup");
-    lab.apply("lans: [l]\nendpoints:\n  a: {kind: cnt, cpu: 0.5, ram: 64, eth: [{lan: l}]}\n");
-    let dir = "/sys/fs/cgroup/cloonix/t-cgroup/a";
-    let read = |f: &str| std::fs::read_to_string(format!("{dir}/{f}")).unwrap();
-    assert_eq!(read("memory.max").trim(), (64u64 << 20).to_string());
-    assert_eq!(read("cpu.max").trim(), "50000 100000");
-    // MKNOD is given, and the allow-list keeps what it makes from being opened.
-    let (code, out) = lab.exec("a", "mknod /tmp/disk b 254 0 && head -c1 /tmp/disk");
+    lab.apply("lans: [l]\nendpoints:\n  a: {kind: cnt, cpu: 0.5, ram: 64, eth: [{lan: l}]}\n  b: {kind: cnt, eth: [{lan: l}]}\n");
+    let value = |ep, c, v1, v2| cgroup_value("t-cgroup", ep, c, v1, v2);
+    let ram = value("a", "memory", "memory.limit_in_bytes", "memory.max");
+    assert_eq!(ram, (64u64 << 20).to_string());
+    let cpu = value("a", "cpu", "cpu.cfs_quota_us", "cpu.max");
+    assert!(cpu == "50000" || cpu == "50000 100000", "{cpu}");
+    assert_eq!(value("b", "pids", "pids.max", "pids.max"), "1024");
+
+    // MKNOD is given, and the allow-list keeps what it makes from being opened (a read
+    // of one byte of the first loop device, if it did not).
+    let (code, out) = lab.exec("a", "mknod /tmp/disk b 7 0 && head -c1 /tmp/disk");
     assert_ne!(code, 0, "a block device was opened: {out}");
     assert_eq!(
         lab.exec("a", "mknod /tmp/null c 1 3 && echo x > /tmp/null")
             .0,
         0
     );
+    // The pids limit stops a fork loop (of 1,100 sleeps at most: harmless without it),
+    // and the loop runs in b's cgroups (an exec joins them). The sleeps hold no pipe of
+    // the exec's open, and go with the lab.
+    lab.exec(
+        "b",
+        "i=0; while [ $i -lt 1100 ]; do sleep 600 >/dev/null 2>&1 & i=$((i+1)); done 2>/dev/null",
+    );
+    let current: u32 = value("b", "pids", "pids.current", "pids.current")
+        .parse()
+        .unwrap();
+    assert!(
+        (1000..=1024).contains(&current),
+        "{current} processes in b's cgroup: the loop ran elsewhere, or past the limit"
+    );
+    // The memory limit stops a process that grows past it (to 96 MiB at most).
+    let (code, out) = lab.exec("a", "head -c 100663296 /dev/zero | tail > /dev/null");
+    assert_ne!(code, 0, "96 MiB held under a 64 MiB limit: {out}");
+
     let status = lab.cloonix(&["status", "t-cgroup"]);
     assert!(!String::from_utf8_lossy(&status.stdout).contains("without cgroups"));
     assert!(lab.cloonix(&["destroy", "t-cgroup"]).status.success());
-    assert!(!std::path::Path::new("/sys/fs/cgroup/cloonix/t-cgroup").exists());
+    assert_eq!(leftovers("t-cgroup"), Vec::<String>::new());
 }
 
 #[test]

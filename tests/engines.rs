@@ -328,6 +328,18 @@ fn crun_podman_and_docker_share_a_lan_and_change_live() {
             .1
             .contains("from-docker")
     );
+    // Each engine holds its container to the pids limit crun's containers get.
+    for (mut engine, name) in [(Command::new("podman"), "e-mix.p"), (docker(), "e-mix.d")] {
+        let out = engine
+            .args(["inspect", "--format", "{{.HostConfig.PidsLimit}}", name])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "1024",
+            "{name}"
+        );
+    }
 
     // A live edit: an interface more for the podman and the docker container.
     let before = (lab.init_start("p"), lab.init_start("d"));

@@ -69,7 +69,7 @@ pub fn run(file: &Path, o: &Options) -> i32 {
             && c.runtime.engine().is_none()
         {
             containers = true;
-            if (c.cpu.is_some() || c.ram.is_some()) && !cloonix::host::cgroups::usable() {
+            if (c.cpu.is_some() || c.ram.is_some()) && !cloonix::host::cgroups::held() {
                 errln!("warning: {name}: cpu/ram limits {LIMITS_NOT_ENFORCED}");
             }
         }

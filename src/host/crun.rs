@@ -5,12 +5,15 @@
 //! crun 1.8 refuses this host's v1/v2 hybrid cgroups, so it runs with
 //! `--cgroup-manager=disabled` in a private mount namespace where cgroup2 is mounted on
 //! /sys/fs/cgroup (made between fork and exec, so that starting a container is one
-//! process), and the bundle has no cgroup mount.
+//! process), and the bundle has no cgroup mount. Where cloonix holds containers in v1
+//! cgroups itself (cgroups/v1.rs), `crun run` and every `crun exec` join them between
+//! fork and exec.
 
+use super::cgroups::{self, Hold};
 use super::oci::{self, INIT, Spec};
 use super::process::{self, Identity};
 use super::rootfs::Paths;
-use super::{HostError, Result, io};
+use super::{HostError, Lab, Result, io};
 use crate::model::Command as RunCommand;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -41,9 +44,9 @@ pub fn start(crun_root: &Path, p: &Paths, s: &Spec) -> Result<Identity> {
     let log = p.dir.join("crun.log");
     let log_file = File::create(&log).map_err(io("create the crun log"))?;
     let mut cmd = Command::new("crun");
-    let manager = match s.cgroup {
-        Some(_) => "--cgroup-manager=cgroupfs",
-        None => "--cgroup-manager=disabled",
+    let manager = match s.cgroups {
+        Hold::Crun(_) => "--cgroup-manager=cgroupfs",
+        Hold::Cloonix { .. } | Hold::Nothing => "--cgroup-manager=disabled",
     };
     cmd.arg("--root")
         .arg(crun_root)
@@ -54,10 +57,23 @@ pub fn start(crun_root: &Path, p: &Paths, s: &Spec) -> Result<Identity> {
         .stdin(Stdio::null())
         .stdout(Stdio::from(log_file.try_clone().map_err(io("crun log"))?))
         .stderr(Stdio::from(log_file));
-    // Without cgroups, crun 1.8 refuses this kind of host's hybrid layout unless it sees a
-    // cgroup2 hierarchy: it runs in a private mount namespace where it does.
+    // cloonix's own cgroups are made and limited before crun (and so the init) joins them.
+    if let Hold::Cloonix { lab, endpoint } = s.cgroups {
+        cgroups::create(
+            lab,
+            endpoint,
+            &cgroups::v1::Limits {
+                cpu: s.cpu,
+                ram: s.ram,
+                all_devices: s.privileged,
+            },
+        )?;
+        cgroups::join(&mut cmd, lab, endpoint);
+    }
+    // Without its own cgroups, crun 1.8 refuses this kind of host's hybrid layout unless it
+    // sees a cgroup2 hierarchy: it runs in a private mount namespace where it does.
     // SAFETY: between fork and exec only syscalls run, on constant C strings.
-    if s.cgroup.is_none() {
+    if !matches!(s.cgroups, Hold::Crun(_)) {
         unsafe {
             cmd.pre_exec(|| {
                 if libc::unshare(libc::CLONE_NEWNS) != 0 {
@@ -167,37 +183,39 @@ impl RunResult {
     }
 }
 
-/// The command line of `crun exec` for `argv` in container `id`.
+/// The command line of `crun exec` for `argv` in the container of `endpoint`, in its
+/// cgroups where cloonix holds it.
 pub fn exec_command(
-    crun_root: &Path,
-    id: &str,
+    lab: &Lab,
+    endpoint: &str,
     env: &BTreeMap<String, String>,
     tty: bool,
     argv: &[String],
 ) -> Command {
     let mut cmd = Command::new("crun");
-    cmd.arg("--root").arg(crun_root).arg("exec");
+    cmd.arg("--root").arg(lab.crun_root()).arg("exec");
     if tty {
         cmd.arg("-t");
     }
     for e in oci::env_list(env) {
         cmd.args(["--env", &e]);
     }
-    cmd.arg(id).args(argv);
+    cmd.arg(lab.container_id(endpoint)).args(argv);
+    cgroups::join(&mut cmd, &lab.name, endpoint);
     cmd
 }
 
-/// Runs the commands in order in a crun container, each with `timeout`, stopping at the
-/// first that fails.
+/// Runs the commands in order in the container of `endpoint`, each with `timeout`,
+/// stopping at the first that fails.
 pub fn run_commands(
-    crun_root: &Path,
-    id: &str,
+    lab: &Lab,
+    endpoint: &str,
     env: &BTreeMap<String, String>,
     commands: &[RunCommand],
     timeout: Duration,
 ) -> Vec<RunResult> {
     run_each(commands, timeout, |argv| {
-        Ok(exec_command(crun_root, id, env, false, argv))
+        Ok(exec_command(lab, endpoint, env, false, argv))
     })
 }
 
@@ -238,14 +256,14 @@ pub fn run_each(
 /// Runs `argv` in container `id` with its output collected, stopped after `timeout`: what
 /// a check does in an endpoint.
 pub fn exec_captured(
-    crun_root: &Path,
-    id: &str,
+    lab: &Lab,
+    endpoint: &str,
     env: &BTreeMap<String, String>,
     argv: &[String],
     timeout: Duration,
 ) -> RunResult {
     run_with_timeout(
-        exec_command(crun_root, id, env, false, argv),
+        exec_command(lab, endpoint, env, false, argv),
         timeout,
         argv.join(" "),
     )

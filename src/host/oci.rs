@@ -31,8 +31,8 @@ pub struct Spec<'a> {
     pub env: &'a BTreeMap<String, String>,
     pub sysctl: &'a BTreeMap<String, String>,
     pub privileged: bool,
-    /// Its cgroup, where the host lets crun use them (see cgroups.rs).
-    pub cgroup: Option<String>,
+    /// What holds it in cgroups (see cgroups/).
+    pub cgroups: super::cgroups::Hold<'a>,
     pub cpu: Option<f64>,
     pub ram: Option<u32>,
 }
@@ -195,7 +195,7 @@ pub fn config(p: &Paths, s: &Spec) -> Result<Value> {
         all_caps()
     } else {
         let mut caps: Vec<String> = CAPS.iter().map(|c| c.to_string()).collect();
-        if s.cgroup.is_some() {
+        if s.cgroups.holds() {
             caps.push("CAP_MKNOD".into());
         }
         caps
@@ -221,7 +221,7 @@ pub fn config(p: &Paths, s: &Spec) -> Result<Value> {
         ],
         "sysctl": s.sysctl,
     });
-    if let Some(path) = &s.cgroup {
+    if let super::cgroups::Hold::Crun(path) = &s.cgroups {
         linux["cgroupsPath"] = path.clone().into();
         let mut resources = super::cgroups::resources(s.cpu, s.ram);
         if s.privileged {
@@ -239,12 +239,12 @@ pub fn config(p: &Paths, s: &Spec) -> Result<Value> {
         );
         linux["maskedPaths"] = json!(MASKED);
         linux["readonlyPaths"] = json!(READONLY);
-        linux["seccomp"] = filter(s.cgroup.is_some())
+        linux["seccomp"] = filter(s.cgroups.holds())
             .map_err(|e| HostError::Other(format!("container {}: {e}", s.id)))?
             .clone();
         // The section stays beside the program: crun still reads its flags from it, and
         // a runtime that does not know the annotation compiles it as before.
-        if let Some(bpf) = filter_bpf(s.cgroup.is_some()) {
+        if let Some(bpf) = filter_bpf(s.cgroups.holds()) {
             annotations.insert(seccomp::bpf::ANNOTATION.into(), bpf.into());
         }
     }

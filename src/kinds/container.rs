@@ -85,7 +85,7 @@ impl super::Driver for Driver {
             env: &c.env,
             sysctl: &c.sysctl,
             privileged: c.privileged,
-            cgroup: cgroups::usable().then(|| cgroups::path(&lab.name, name)),
+            cgroups: cgroups::hold(&lab.name, name),
             cpu: c.cpu,
             ram: c.ram,
         };
@@ -96,8 +96,8 @@ impl super::Driver for Driver {
         };
         cx.checkpoint(&receipt)?;
         let results = crun::run_commands(
-            &lab.crun_root(),
-            &id,
+            lab,
+            name,
             &c.env,
             &c.run,
             Duration::from_millis(c.run_timeout.0),
@@ -207,16 +207,9 @@ impl super::Driver for Driver {
                     id.name
                 )));
             }
-            let cid = lab.container_id(&id.name);
             let code = match req.capture {
                 Some(capture) => {
-                    let r = crun::exec_captured(
-                        &lab.crun_root(),
-                        &cid,
-                        &c.env,
-                        req.argv,
-                        capture.timeout,
-                    );
+                    let r = crun::exec_captured(lab, &id.name, &c.env, req.argv, capture.timeout);
                     if let Ok(mut out) = capture.output.lock() {
                         *out = r.output;
                     }
@@ -228,7 +221,7 @@ impl super::Driver for Driver {
                     }
                     r.exit_code
                 }
-                None => crun::exec_command(&lab.crun_root(), &cid, &c.env, req.tty, req.argv)
+                None => crun::exec_command(lab, &id.name, &c.env, req.tty, req.argv)
                     .status()
                     .map_err(crate::host::io("run crun exec"))?
                     .code(),

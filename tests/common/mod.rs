@@ -159,6 +159,13 @@ pub fn leftovers(lab: &str) -> Vec<String> {
     if std::path::Path::new(&dir).exists() {
         out.push(dir.clone());
     }
+    // Its cgroups: crun's on cgroup2, cloonix's own in each v1 hierarchy.
+    for hierarchy in ["", "pids/", "memory/", "cpu/", "devices/"] {
+        let cg = format!("/sys/fs/cgroup/{hierarchy}cloonix/{lab}");
+        if std::path::Path::new(&cg).exists() {
+            out.push(cg);
+        }
+    }
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
     out.extend(
         mounts

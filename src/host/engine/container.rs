@@ -170,6 +170,11 @@ pub fn create_args(c: &Create) -> Vec<String> {
     }
     a.extend(c.env.iter().map(|(k, v)| format!("--env={k}={v}")));
     a.extend(c.sysctl.iter().map(|(k, v)| format!("--sysctl={k}={v}")));
+    // As for crun's containers (cgroups/v1.rs): a fork loop stops in the container.
+    a.push(format!(
+        "--pids-limit={}",
+        crate::host::cgroups::v1::PIDS_PER_CONTAINER
+    ));
     if let Some(cpu) = c.cpu {
         a.push(format!("--cpus={cpu}"));
     }

@@ -7,8 +7,9 @@
 //! started), its filesystem streamed out as a tar and unpacked entry by entry with the
 //! `tar` crate's `unpack_in`, which never writes outside the target (no absolute or `..`
 //! names, nothing through a symlink, no hard link to a file outside). Device nodes and
-//! FIFOs are left out: crun runs without a device cgroup on such hosts, so a device node
-//! in a root filesystem could reach the host's devices. The cache builds the entry in a
+//! FIFOs are left out: on a host where cgroups cannot hold crun's containers they run
+//! without a device allow-list, so a device node in a root filesystem could reach the
+//! host's devices. The cache builds the entry in a
 //! directory of its own and renames it into place once whole.
 
 use super::super::{HostError, Result, cache, io};
