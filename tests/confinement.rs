@@ -64,10 +64,11 @@ fn an_ordinary_container_is_confined() {
 
     // Where cgroups hold a device allow-list, a node may be made but not opened (the
     // first loop device: read-only, one byte, if the hole were open); elsewhere, no node.
+    // Made in /dev, a tmpfs without nodev, so that only the allow-list can refuse it.
     let held = cloonix::host::cgroups::held();
     let (code, out) = lab.exec(
         "a",
-        "(mknod /tmp/disk b 7 0 && head -c1 /tmp/disk >/dev/null) 2>&1",
+        "(mknod /dev/disk b 7 0 && head -c1 /dev/disk >/dev/null) 2>&1",
     );
     assert_ne!(code, 0, "a block device was made and opened: {out}");
     assert!(out.contains("Operation not permitted"), "{out}");
@@ -427,10 +428,12 @@ fn where_cgroups_hold_devices_are_allow_listed_and_limits_enforced() {
 
     // MKNOD is given, and the allow-list keeps what it makes from being opened (a read
     // of one byte of the first loop device, if it did not).
-    let (code, out) = lab.exec("a", "mknod /tmp/disk b 7 0 && head -c1 /tmp/disk");
+    // In /dev, a tmpfs without nodev: only the allow-list refuses it, with EPERM.
+    let (code, out) = lab.exec("a", "(mknod /dev/disk b 7 0 && head -c1 /dev/disk) 2>&1");
     assert_ne!(code, 0, "a block device was opened: {out}");
+    assert!(out.contains("Operation not permitted"), "{out}");
     assert_eq!(
-        lab.exec("a", "mknod /tmp/null c 1 3 && echo x > /tmp/null")
+        lab.exec("a", "mknod /dev/null2 c 1 3 && echo x > /dev/null2")
             .0,
         0
     );
@@ -454,7 +457,23 @@ fn where_cgroups_hold_devices_are_allow_listed_and_limits_enforced() {
 
     let status = lab.cloonix(&["status", "t-cgroup"]);
     assert!(!String::from_utf8_lossy(&status.stdout).contains("without cgroups"));
-    assert!(lab.cloonix(&["destroy", "t-cgroup"]).status.success());
+    // An exec still running (its crun on the host side is in the cgroups too) does not
+    // keep them from going with the lab.
+    let mut running = Command::new(env!("CARGO_BIN_EXE_cloonix"))
+        .args(["exec", "t-cgroup", "a", "--", "sleep", "100"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let destroyed = lab.cloonix(&["destroy", "t-cgroup"]);
+    let _ = running.kill();
+    let _ = running.wait();
+    assert!(
+        destroyed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&destroyed.stdout)
+    );
     assert_eq!(leftovers("t-cgroup"), Vec::<String>::new());
 }
 

@@ -48,11 +48,12 @@ pub fn destroy(name: &str, progress: &(dyn Fn(&str) + Sync)) -> Option<Report> {
     Some(report)
 }
 
-/// Whether anything of the lab is on this host: its directories, or a namespace.
+/// Whether anything of the lab is on this host: its directories, a namespace, or cgroups.
 fn exists(lab: &Lab) -> bool {
     let prefix = lab.switch_ns();
     lab.run.exists()
         || lab.state.exists()
+        || crate::host::cgroups::any(&lab.name)
         || netns::list(&prefix)
             .iter()
             .any(|n| *n == prefix || n.starts_with(&format!("{prefix}_")))

@@ -68,7 +68,7 @@ pub fn start(crun_root: &Path, p: &Paths, s: &Spec) -> Result<Identity> {
                 all_devices: s.privileged,
             },
         )?;
-        cgroups::join(&mut cmd, lab, endpoint);
+        cgroups::join(&mut cmd, lab, endpoint)?;
     }
     // Without its own cgroups, crun 1.8 refuses this kind of host's hybrid layout unless it
     // sees a cgroup2 hierarchy: it runs in a private mount namespace where it does.
@@ -183,40 +183,49 @@ impl RunResult {
     }
 }
 
-/// The command line of `crun exec` for `argv` in the container of `endpoint`, in its
-/// cgroups where cloonix holds it.
+/// A crun container that commands run in.
+#[derive(Clone, Copy)]
+pub struct Target<'a> {
+    pub lab: &'a Lab,
+    pub endpoint: &'a str,
+    /// Whether cloonix holds it in cgroups of its own (as recorded when it started): then
+    /// every process started in it must join them, or not start. It has MKNOD because a
+    /// device allow-list holds it; a process outside could open any node it makes.
+    pub own_cgroups: bool,
+}
+
+/// The command line of `crun exec` for `argv` in the container, in its cgroups where
+/// cloonix holds it; an error where it cannot join them.
 pub fn exec_command(
-    lab: &Lab,
-    endpoint: &str,
+    t: &Target,
     env: &BTreeMap<String, String>,
     tty: bool,
     argv: &[String],
-) -> Command {
+) -> Result<Command> {
     let mut cmd = Command::new("crun");
-    cmd.arg("--root").arg(lab.crun_root()).arg("exec");
+    cmd.arg("--root").arg(t.lab.crun_root()).arg("exec");
     if tty {
         cmd.arg("-t");
     }
     for e in oci::env_list(env) {
         cmd.args(["--env", &e]);
     }
-    cmd.arg(lab.container_id(endpoint)).args(argv);
-    cgroups::join(&mut cmd, &lab.name, endpoint);
-    cmd
+    cmd.arg(t.lab.container_id(t.endpoint)).args(argv);
+    if t.own_cgroups {
+        cgroups::join(&mut cmd, &t.lab.name, t.endpoint)?;
+    }
+    Ok(cmd)
 }
 
-/// Runs the commands in order in the container of `endpoint`, each with `timeout`,
-/// stopping at the first that fails.
+/// Runs the commands in order in the container, each with `timeout`, stopping at the
+/// first that fails.
 pub fn run_commands(
-    lab: &Lab,
-    endpoint: &str,
+    t: &Target,
     env: &BTreeMap<String, String>,
     commands: &[RunCommand],
     timeout: Duration,
 ) -> Vec<RunResult> {
-    run_each(commands, timeout, |argv| {
-        Ok(exec_command(lab, endpoint, env, false, argv))
-    })
+    run_each(commands, timeout, |argv| exec_command(t, env, false, argv))
 }
 
 /// Runs the commands in order, each through the command line `exec` makes of its argv and
@@ -253,20 +262,23 @@ pub fn run_each(
     results
 }
 
-/// Runs `argv` in container `id` with its output collected, stopped after `timeout`: what
+/// Runs `argv` in the container with its output collected, stopped after `timeout`: what
 /// a check does in an endpoint.
 pub fn exec_captured(
-    lab: &Lab,
-    endpoint: &str,
+    t: &Target,
     env: &BTreeMap<String, String>,
     argv: &[String],
     timeout: Duration,
 ) -> RunResult {
-    run_with_timeout(
-        exec_command(lab, endpoint, env, false, argv),
-        timeout,
-        argv.join(" "),
-    )
+    match exec_command(t, env, false, argv) {
+        Ok(cmd) => run_with_timeout(cmd, timeout, argv.join(" ")),
+        Err(e) => RunResult {
+            command: argv.join(" "),
+            exit_code: None,
+            output: e.to_string(),
+            timed_out: false,
+        },
+    }
 }
 
 /// The most of a command's output that is kept.

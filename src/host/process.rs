@@ -449,7 +449,12 @@ fn parent_and_start(pid: i32) -> Option<(i32, u64)> {
 /// stopped: processes whose parent died are adopted by the container's init and can be
 /// found only through what was known of them before. `root` must be a child of ours not
 /// reaped yet (its pid is ours until then), and is its owner's to kill.
-pub fn kill_tree(root: Option<i32>, mut known: Vec<Identity>) {
+pub fn kill_tree(root: Option<i32>, known: Vec<Identity>) {
+    // A command's processes live in its container's pid namespace: nothing in cloonix's
+    // own is ever stopped, even were a pid reused along a parent link while /proc is read.
+    let own = pid_ns_of("self");
+    let outside = |id: &Identity| own.is_some() && pid_ns_of(&id.pid.to_string()) != own;
+    let mut known: Vec<Identity> = known.into_iter().filter(outside).collect();
     let signal_all = |ids: &[Identity], sig: Signal| {
         for id in ids {
             if let Some(fd) = id.pidfd() {
@@ -467,7 +472,7 @@ pub fn kill_tree(root: Option<i32>, mut known: Vec<Identity>) {
             .collect();
         let new: Vec<Identity> = descendants(&roots)
             .into_iter()
-            .filter(|d| !known.contains(d))
+            .filter(|d| !known.contains(d) && outside(d))
             .collect();
         if new.is_empty() {
             break;
@@ -476,6 +481,14 @@ pub fn kill_tree(root: Option<i32>, mut known: Vec<Identity>) {
         known.extend(new);
     }
     signal_all(&known, Signal::KILL);
+}
+
+/// The pid namespace of `/proc/WHO` (a pid, or `self`): the inode of its ns/pid.
+fn pid_ns_of(who: &str) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{who}/ns/pid"))
+        .ok()
+        .map(|m| m.ino())
 }
 
 /// Stops many processes at once: all are sent SIGKILL first, then each is waited for.
@@ -508,47 +521,66 @@ mod tests {
         assert!(!id.alive());
     }
 
+    /// The first `n` descendants of `root`, waited for.
+    fn tree_of(root: i32, n: usize) -> Vec<Identity> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut found = Vec::new();
+        while found.len() < n && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+            found = descendants(&[root]);
+        }
+        assert!(found.len() >= n, "{found:?}");
+        found
+    }
+
     #[test]
-    fn a_tree_is_killed_with_what_left_it() {
-        // A shell under the root starts two sleeps that ignore TERM, then dies: the sleeps
-        // are orphans, adopted outside the root's tree, known only from before.
-        let mut child = Command::new("sh")
-            .args([
-                "-c",
-                "sh -c 'trap \"\" TERM; sleep 31 & sleep 32 & wait' & wait",
-            ])
+    fn a_tree_in_a_pid_namespace_of_its_own_is_killed() {
+        let mut child = Command::new("unshare")
+            .args(["--pid", "--fork", "sh", "-c"])
+            .arg("trap '' TERM; sleep 31 & sleep 32 & wait")
+            .stderr(Stdio::null())
             .spawn()
             .unwrap();
         let root = child.id() as i32;
+        let tree = tree_of(root, 3);
+        kill_tree(Some(root), tree.clone());
         let deadline = Instant::now() + Duration::from_secs(5);
-        let mut before = Vec::new();
-        while before.len() < 3 && Instant::now() < deadline {
+        while tree.iter().any(Identity::alive) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
-            before = descendants(&[root]);
         }
-        assert_eq!(before.len(), 3, "{before:?}");
-        let inner = *before
-            .iter()
-            .find(|d| parent_and_start(d.pid).unwrap().0 == root)
-            .unwrap();
-        inner.stop(Duration::ZERO).unwrap();
-        let orphans: Vec<Identity> = before.iter().copied().filter(|d| *d != inner).collect();
-        assert!(
-            descendants(&[root]).iter().all(|d| !orphans.contains(d)),
-            "still in the tree"
-        );
-        assert!(orphans.iter().all(Identity::alive));
-
-        kill_tree(Some(root), before);
+        assert!(tree.iter().all(|id| !id.alive()), "{tree:?}");
         let _ = child.kill();
         let _ = child.wait();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while orphans.iter().any(Identity::alive) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
+    }
+
+    #[test]
+    fn nothing_in_cloonixs_own_pid_namespace_is_stopped() {
+        let mut child = Command::new("sh")
+            .args(["-c", "sleep 33 & sleep 34 & wait"])
+            .spawn()
+            .unwrap();
+        let root = child.id() as i32;
+        let tree = tree_of(root, 2);
+        kill_tree(Some(root), tree.clone());
+        std::thread::sleep(Duration::from_millis(50));
+        for id in &tree {
+            let state = std::fs::read_to_string(format!("/proc/{}/stat", id.pid)).unwrap();
+            let state = state
+                .rsplit_once(')')
+                .unwrap()
+                .1
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string();
+            assert!(
+                id.alive() && state != "T",
+                "{id:?} was stopped or killed: {state}"
+            );
         }
-        for id in &orphans {
-            assert!(!id.alive(), "{id:?} survived");
-        }
+        kill_all(&tree).unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     #[test]

@@ -41,6 +41,10 @@ pub enum RunState {
 pub struct Receipt {
     pub init: Option<Identity>,
     pub runs: RunState,
+    /// Whether cloonix holds it in cgroups of its own, which every process it starts
+    /// there joins (absent in records of a cloonix that never did).
+    #[serde(default)]
+    pub own_cgroups: bool,
 }
 
 pub struct Driver;
@@ -78,6 +82,7 @@ impl super::Driver for Driver {
             process::kill_all(&process::find_rooted_in(&[paths.merged()]))?;
         }
         let ns = netns::path(&lab.endpoint_ns(name));
+        let hold = cgroups::hold(&lab.name, name);
         let spec = crate::host::oci::Spec {
             id: &id,
             hostname: name,
@@ -85,19 +90,25 @@ impl super::Driver for Driver {
             env: &c.env,
             sysctl: &c.sysctl,
             privileged: c.privileged,
-            cgroups: cgroups::hold(&lab.name, name),
+            cgroups: hold,
             cpu: c.cpu,
             ram: c.ram,
         };
         let init = crun::start(&lab.crun_root(), &paths, &spec)?;
+        let own_cgroups = matches!(spec.cgroups, cgroups::Hold::Cloonix { .. });
         let receipt = Receipt {
             init: Some(init),
             runs: RunState::Running,
+            own_cgroups,
         };
         cx.checkpoint(&receipt)?;
-        let results = crun::run_commands(
+        let target = crun::Target {
             lab,
-            name,
+            endpoint: name,
+            own_cgroups,
+        };
+        let results = crun::run_commands(
+            &target,
             &c.env,
             &c.run,
             Duration::from_millis(c.run_timeout.0),
@@ -121,8 +132,7 @@ impl super::Driver for Driver {
             return Ok(());
         }
         crun::delete(&cx.lab.crun_root(), &cx.lab.container_id(cx.name()), r.init)?;
-        cgroups::remove(&cx.lab.name, cx.name());
-        Ok(())
+        cgroups::remove(&cx.lab.name, cx.name())
     }
 
     /// Every container's init gets SIGKILL at once; each is waited for by `destroy`.
@@ -184,8 +194,8 @@ impl super::Driver for Driver {
             .map(|e| e.path().join("merged"))
             .collect();
         let killed = process::kill_all(&process::find_rooted_in(&roots));
-        cgroups::sweep(&lab.name);
-        match killed {
+        let swept = cgroups::sweep(&lab.name);
+        match killed.and(swept) {
             Ok(()) => Vec::new(),
             Err(e) => vec![("containers".into(), e)],
         }
@@ -200,6 +210,11 @@ impl super::Driver for Driver {
     ) -> Option<Result<i32>> {
         // An engine's container is reached through its engine resource.
         c.runtime.engine().is_none().then_some(())?;
+        let target = crun::Target {
+            lab,
+            endpoint: &id.name,
+            own_cgroups: r.own_cgroups,
+        };
         let run = || -> Result<i32> {
             if !r.init.as_ref().is_some_and(Identity::alive) {
                 return Err(HostError::Other(format!(
@@ -209,7 +224,7 @@ impl super::Driver for Driver {
             }
             let code = match req.capture {
                 Some(capture) => {
-                    let r = crun::exec_captured(lab, &id.name, &c.env, req.argv, capture.timeout);
+                    let r = crun::exec_captured(&target, &c.env, req.argv, capture.timeout);
                     if let Ok(mut out) = capture.output.lock() {
                         *out = r.output;
                     }
@@ -221,7 +236,7 @@ impl super::Driver for Driver {
                     }
                     r.exit_code
                 }
-                None => crun::exec_command(lab, &id.name, &c.env, req.tty, req.argv)
+                None => crun::exec_command(&target, &c.env, req.tty, req.argv)?
                     .status()
                     .map_err(crate::host::io("run crun exec"))?
                     .code(),
@@ -265,6 +280,7 @@ fn start_engine(cx: &StepCx, c: &ContainerSpec, e: crate::model::Engine) -> Resu
     let receipt = Receipt {
         init: Some(init),
         runs: RunState::Running,
+        own_cgroups: false,
     };
     cx.checkpoint(&receipt)?;
     super::engine::open_gate(cx.lab, cx.name())?;

@@ -137,35 +137,47 @@ pub fn create(lab: &str, endpoint: &str, limits: &v1::Limits) -> crate::host::Re
     }
 }
 
-/// Has the process `cmd` starts join the container's cgroups before it runs, where
-/// cloonix manages them (crun's `exec` joins its own).
-pub fn join(cmd: &mut std::process::Command, lab: &str, endpoint: &str) {
-    if let Support::V1(h) = support() {
-        v1::join_in_child(cmd, h.procs(lab, endpoint));
-    }
+/// Has the process `cmd` starts join the container's cgroups (cloonix's own) before it
+/// runs; an error where they cannot all be opened now (this process sees no v1
+/// hierarchies, or the container's cgroups are gone).
+pub fn join(cmd: &mut std::process::Command, lab: &str, endpoint: &str) -> crate::host::Result<()> {
+    let Support::V1(h) = support() else {
+        return Err(crate::host::HostError::Other(format!(
+            "container {endpoint} is held in cgroups this cloonix cannot see"
+        )));
+    };
+    v1::join_in_child(cmd, h.procs(lab, endpoint)?);
+    Ok(())
 }
 
 /// Removes a container's cgroups once its processes are gone (crun's delete would; cloonix
 /// removes crun's state itself), and the lab's when it is empty.
-pub fn remove(lab: &str, endpoint: &str) {
+pub fn remove(lab: &str, endpoint: &str) -> crate::host::Result<()> {
     let _ = std::fs::remove_dir(dir(lab).join(endpoint));
     let _ = std::fs::remove_dir(dir(lab));
-    if let Support::V1(h) = support() {
-        h.remove(lab, endpoint);
+    match support() {
+        Support::V1(h) => h.remove(lab, endpoint),
+        Support::Unified | Support::Unusable(_) => Ok(()),
     }
 }
 
 /// Removes every cgroup of the lab's (after its processes are gone).
-pub fn sweep(lab: &str) {
+pub fn sweep(lab: &str) -> crate::host::Result<()> {
     if let Ok(entries) = std::fs::read_dir(dir(lab)) {
         for e in entries.flatten() {
             let _ = std::fs::remove_dir(e.path());
         }
     }
     let _ = std::fs::remove_dir(dir(lab));
-    if let Support::V1(h) = support() {
-        h.sweep(lab);
+    match support() {
+        Support::V1(h) => h.sweep(lab),
+        Support::Unified | Support::Unusable(_) => Ok(()),
     }
+}
+
+/// Whether any cgroup of the lab's is on this host.
+pub fn any(lab: &str) -> bool {
+    dir(lab).exists() || matches!(support(), Support::V1(h) if h.any(lab))
 }
 
 /// One rule of a device allow-list.

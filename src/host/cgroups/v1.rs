@@ -15,6 +15,7 @@
 //! so no process of the container ever runs outside them.
 
 use super::DeviceRule;
+use crate::host::process::Identity;
 use crate::host::{Result, io};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -77,16 +78,31 @@ impl Hierarchies {
             make_dir(&self.dir(i, lab, endpoint))?;
         }
         let [pids, memory, cpu, devices] = [0, 1, 2, 3].map(|i| self.dir(i, lab, endpoint));
+        // All labs together keep half the host's pids.
+        write(
+            &self.0[0].join("cloonix").join("pids.max"),
+            &all_labs_pids().to_string(),
+        )?;
         write(
             &self.lab(0, lab).join("pids.max"),
             &PIDS_PER_LAB.to_string(),
         )?;
         write(&pids.join("pids.max"), &PIDS_PER_CONTAINER.to_string())?;
-        // -1 lifts a limit an earlier spec of the same endpoint set.
+        // -1 lifts a limit an earlier spec of the same endpoint set. With swap, memsw
+        // holds memory and swap together (it can never be below the memory limit: it is
+        // written after the memory limit when that is set, before when it is lifted).
         let ram = l
             .ram
             .map_or("-1".into(), |mib| (u64::from(mib) << 20).to_string());
+        let memsw = memory.join("memory.memsw.limit_in_bytes");
+        let swap = memsw.exists();
+        if swap && l.ram.is_none() {
+            write(&memsw, &ram)?;
+        }
         write(&memory.join("memory.limit_in_bytes"), &ram)?;
+        if swap && l.ram.is_some() {
+            write(&memsw, &ram)?;
+        }
         write(&cpu.join("cpu.cfs_period_us"), "100000")?;
         let quota = l.cpu.map_or("-1".into(), |c| {
             ((c * 100_000.0).round() as i64).to_string()
@@ -106,45 +122,115 @@ impl Hierarchies {
     }
 
     /// The container's `cgroup.procs` files, opened now for a process to join between
-    /// fork and exec; none where the container has no cgroups (made before they were).
-    pub fn procs(&self, lab: &str, endpoint: &str) -> Vec<OwnedFd> {
-        let open = |i: usize| -> Option<OwnedFd> {
-            let path = self.dir(i, lab, endpoint).join("cgroup.procs");
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(path)
-                .ok()
-                .map(OwnedFd::from)
+    /// fork and exec; all of them or an error (half-joined, a process would escape some
+    /// of its limits).
+    pub fn procs(&self, lab: &str, endpoint: &str) -> Result<Vec<OwnedFd>> {
+        (0..CONTROLLERS.len())
+            .map(|i| {
+                let path = self.dir(i, lab, endpoint).join("cgroup.procs");
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map(OwnedFd::from)
+                    .map_err(io(format!("open {}", path.display())))
+            })
+            .collect()
+    }
+
+    /// Removes the container's cgroups, and the lab's and cloonix's directories when they
+    /// are empty. What is still in them (a `crun exec` left running) is killed first: only
+    /// cloonix puts processes there.
+    pub fn remove(&self, lab: &str, endpoint: &str) -> Result<()> {
+        let dirs: Vec<(&Path, PathBuf)> = (0..CONTROLLERS.len())
+            .map(|i| (self.0[i].as_path(), self.dir(i, lab, endpoint)))
+            .collect();
+        let left = remove_cgroups(&dirs);
+        self.remove_parents(lab);
+        left
+    }
+
+    /// Removes every cgroup of the lab (after its processes are gone, but for strays).
+    pub fn sweep(&self, lab: &str) -> Result<()> {
+        let dirs: Vec<(&Path, PathBuf)> = (0..CONTROLLERS.len())
+            .flat_map(|i| {
+                std::fs::read_dir(self.lab(i, lab))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir())
+                    .map(move |p| (self.0[i].as_path(), p))
+            })
+            .collect();
+        let left = remove_cgroups(&dirs);
+        self.remove_parents(lab);
+        left
+    }
+
+    /// Whether any cgroup of the lab is left.
+    pub fn any(&self, lab: &str) -> bool {
+        (0..CONTROLLERS.len()).any(|i| self.lab(i, lab).exists())
+    }
+
+    fn remove_parents(&self, lab: &str) {
+        for i in 0..CONTROLLERS.len() {
+            let _ = std::fs::remove_dir(self.lab(i, lab));
+            let _ = std::fs::remove_dir(self.0[i].join("cloonix"));
+        }
+    }
+}
+
+/// Half of the host's `pid_max`: what all labs together may have.
+fn all_labs_pids() -> u64 {
+    std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok())
+        .map_or(16_384, |max| max / 2)
+}
+
+/// Kills what is left in the cgroups (each with its hierarchy's mount point), then
+/// removes them; an error names those that stay.
+fn remove_cgroups(dirs: &[(&Path, PathBuf)]) -> Result<()> {
+    for (mount, dir) in dirs {
+        kill_members(mount, dir);
+    }
+    let left: Vec<String> = dirs
+        .iter()
+        .filter(|(_, d)| !remove_dir(d))
+        .map(|(_, d)| d.display().to_string())
+        .collect();
+    match left.is_empty() {
+        true => Ok(()),
+        false => Err(crate::host::HostError::Other(format!(
+            "cgroups still busy: {}",
+            left.join(", ")
+        ))),
+    }
+}
+
+/// SIGKILL to each process in the cgroup: known by pid and start time, and still a member
+/// when read again after (a pid reused meanwhile is another process, not a member).
+fn kill_members(mount: &Path, dir: &Path) {
+    let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) else {
+        return;
+    };
+    // As /proc/PID/cgroup names it: `N:pids:/cloonix/LAB/ENDPOINT`.
+    let Some(rel) = dir
+        .strip_prefix(mount)
+        .ok()
+        .and_then(Path::to_str)
+        .map(|r| format!(":/{r}\n"))
+    else {
+        return;
+    };
+    for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+        let Some(id) = Identity::of(pid) else {
+            continue;
         };
-        let fds: Vec<OwnedFd> = (0..CONTROLLERS.len()).filter_map(open).collect();
-        // All or none: half-joined, a process would be limited in some ways only.
-        if fds.len() == CONTROLLERS.len() {
-            fds
-        } else {
-            Vec::new()
-        }
-    }
-
-    /// Removes the container's cgroups (once its processes are gone), and the lab's and
-    /// cloonix's directories when they are empty.
-    pub fn remove(&self, lab: &str, endpoint: &str) {
-        for i in 0..CONTROLLERS.len() {
-            remove_dir(&self.dir(i, lab, endpoint));
-            let _ = std::fs::remove_dir(self.lab(i, lab));
-            let _ = std::fs::remove_dir(self.0[i].join("cloonix"));
-        }
-    }
-
-    /// Removes every cgroup of the lab (after its processes are gone).
-    pub fn sweep(&self, lab: &str) {
-        for i in 0..CONTROLLERS.len() {
-            if let Ok(entries) = std::fs::read_dir(self.lab(i, lab)) {
-                for e in entries.flatten().filter(|e| e.path().is_dir()) {
-                    remove_dir(&e.path());
-                }
-            }
-            let _ = std::fs::remove_dir(self.lab(i, lab));
-            let _ = std::fs::remove_dir(self.0[i].join("cloonix"));
+        let member =
+            std::fs::read_to_string(format!("/proc/{pid}/cgroup")).is_ok_and(|c| c.contains(&rel));
+        if member {
+            id.kill_now();
         }
     }
 }
@@ -152,9 +238,6 @@ impl Hierarchies {
 /// Has the process started by `cmd` join the cgroups whose `cgroup.procs` are `fds`
 /// before it runs anything (writing 0 moves the writer).
 pub fn join_in_child(cmd: &mut Command, fds: Vec<OwnedFd>) {
-    if fds.is_empty() {
-        return;
-    }
     // SAFETY: between fork and exec only write(2) runs, on descriptors this closure owns.
     unsafe {
         cmd.pre_exec(move || {
@@ -194,16 +277,19 @@ fn write(file: &Path, value: &str) -> Result<()> {
     std::fs::write(file, value).map_err(io(format!("write {value:?} to {}", file.display())))
 }
 
-/// Removes a cgroup, waiting a little for processes that are exiting to leave it.
-fn remove_dir(dir: &Path) {
-    for _ in 0..100 {
+/// Removes a cgroup (true when it is gone), waiting a little for processes that are
+/// exiting to leave it.
+fn remove_dir(dir: &Path) -> bool {
+    for _ in 0..200 {
         match std::fs::remove_dir(dir) {
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
-            _ => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
+            r => return r.is_ok(),
         }
     }
+    false
 }
 
 #[cfg(test)]
