@@ -528,7 +528,7 @@ fn an_address_is_used_once_on_its_lan() {
         "  r2: {kind: cnt, eth: [{lan: l1, ip: 10.0.0.1/16}]}\n",
         "  vm: {kind: kvm, eth: [{lan: l2, ip: [10.0.0.2/24, 10.0.0.1/24]}]}\n",
         "  t: {kind: tap, lan: l1, ip: [10.0.0.3/24, 10.0.0.2/24]}\n",
-        "  u: {kind: tap, lan: l2, ip: 10.0.0.3/24}\n",
+        "  u: {kind: tap, lan: l2, ip: 10.0.1.3/24}\n",
     ));
     let errs = errors(&text);
     assert_eq!(
@@ -550,6 +550,27 @@ fn an_address_is_used_once_on_its_lan() {
         "  r2: {kind: cnt, eth: [{lan: l2, ip: 10.0.0.1/24}]}\n",
     ));
     assert_eq!(errors(&ok), Vec::<String>::new());
+}
+
+#[test]
+fn two_taps_never_share_a_subnet() {
+    let text = lab(concat!(
+        "  t: {kind: tap, lan: l1, ip: [10.0.0.3/24, 10.0.0.4/24]}\n",
+        "  u: {kind: tap, lan: l2, ip: 10.0.0.9/16}\n",
+        "  v: {kind: tap, lan: l2, ip: [10.1.0.1/24, \"2001:db8::1/64\"]}\n",
+    ));
+    let errs = errors(&text);
+    assert_eq!(
+        errs,
+        ["5:31: tap subnet 10.0.0.0/16 overlaps 10.0.0.0/24 of tap `t`"],
+        "{text}"
+    );
+    let d = load_str(&text, &dir()).unwrap_err();
+    assert!(
+        d.0[0].hint.starts_with("line 4 gives it to `t`"),
+        "{}",
+        d.0[0].hint
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@ use super::super::*;
 use super::checks::ParsedIp;
 use super::reader::{Cx, Fields, is_ifname};
 use super::{KINDS, present_or_empty};
-use crate::diag::did_you_mean;
+use crate::diag::{Pos, did_you_mean};
 use crate::yaml::{Node, Value};
 use std::path::Path;
 
@@ -249,7 +249,9 @@ impl Cx {
             None => None,
         };
         let ip = match ip {
-            Some(n) => self.cidrs(n, lan.as_deref()),
+            Some(n) => self
+                .cidrs(n, lan.as_deref())
+                .filter(|c| self.tap_subnets_free(endpoint, n.pos, c)),
             None => Some(Vec::new()),
         };
         Some(Tap {
@@ -257,6 +259,39 @@ impl Cx {
             name: name?,
             ip: ip?,
         })
+    }
+
+    /// Whether the tap's subnets overlap no other tap's (an error for each that does):
+    /// the host would route both networks through one of them, and the other tap's
+    /// traffic would go out of the wrong interface, or reach the wrong lan.
+    fn tap_subnets_free(&mut self, endpoint: &str, pos: Pos, cidrs: &[Cidr]) -> bool {
+        let mut free = true;
+        for c in cidrs {
+            let net = c.0.trunc();
+            let clash = self
+                .tap_subnets
+                .iter()
+                .filter(|(_, name, _)| name != endpoint)
+                .find(|(other, _, _)| {
+                    other.contains(&net.network()) || net.contains(&other.network())
+                })
+                .map(|(other, name, at)| (*other, name.clone(), *at));
+            match clash {
+                Some((other, name, at)) => {
+                    self.err(
+                        pos,
+                        format!("tap subnet {net} overlaps {other} of tap `{name}`"),
+                        format!(
+                            "line {} gives it to `{name}`; the host would route both through one tap: give each tap a subnet of its own",
+                            at.line
+                        ),
+                    );
+                    free = false;
+                }
+                None => self.tap_subnets.push((net, endpoint.to_string(), pos)),
+            }
+        }
+        free
     }
 
     pub(super) fn phy(&mut self, f: &mut Fields) -> Option<Phy> {

@@ -121,6 +121,7 @@ pub fn load_str(text: &str, dir: &Path) -> Result<Loaded, Diagnostics> {
         endpoints: BTreeMap::new(),
         images: BTreeSet::new(),
         macs: BTreeMap::new(),
+        tap_subnets: Vec::new(),
         host: Vec::new(),
         positions: BTreeMap::new(),
         omitted: 0,

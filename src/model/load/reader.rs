@@ -62,6 +62,9 @@ pub(super) struct Cx {
     pub(super) endpoints: BTreeMap<String, &'static str>,
     pub(super) images: BTreeSet<String>,
     pub(super) macs: BTreeMap<Mac, Pos>,
+    /// Each tap's subnets so far, with its name and where they were given: two taps
+    /// whose subnets overlap would give the host two routes to one network.
+    pub(super) tap_subnets: Vec<(ipnet::IpNet, String, Pos)>,
     pub(super) host: Vec<HostItem>,
     pub(super) positions: BTreeMap<String, Pos>,
     /// Errors found past [`MAX_ERRORS`], counted but not kept.
