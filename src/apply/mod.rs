@@ -9,7 +9,7 @@ mod lock;
 
 pub use destroy::destroy;
 pub use labs::{image_users, labs};
-pub use lock::LabLock;
+pub use lock::{ImagesLock, LabLock};
 
 use crate::graph::{Graph, ResourceId};
 use crate::host::{HostError, Lab, intent};

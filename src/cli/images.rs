@@ -3,7 +3,7 @@
 
 use super::Output;
 use super::out::{errln, outln};
-use cloonix::apply::{self, LabLock};
+use cloonix::apply;
 use cloonix::host::cache;
 
 #[derive(clap::Subcommand, Clone, Copy)]
@@ -108,19 +108,15 @@ fn recipe(m: &cache::Meta) -> String {
 }
 
 fn prune(output: Output) -> i32 {
-    // Every lab's lock, so that no apply is between finding an image and mounting it.
-    let mut locks = Vec::new();
-    for lab in apply::labs() {
-        match LabLock::take(&lab, || {
-            errln!("waiting for an apply or destroy of lab {lab}")
-        }) {
-            Ok(l) => locks.push(l),
-            Err(e) => {
-                errln!("cloonix: {e}");
-                return 1;
-            }
+    // No apply is between finding an image and mounting it meanwhile, of any lab.
+    let _lock = match apply::ImagesLock::take(|| errln!("waiting for applies and destroys to end"))
+    {
+        Ok(l) => l,
+        Err(e) => {
+            errln!("cloonix: {e}");
+            return 1;
         }
-    }
+    };
     let in_use = apply::image_users().into_keys().collect();
     match cache::prune(&in_use) {
         Ok(removed) => {
