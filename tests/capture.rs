@@ -29,7 +29,9 @@ struct Capture {
 }
 
 impl Capture {
-    /// Starts `cloonix capture LAB TARGET -w FILE ARGS` and waits until its mirror is up.
+    /// Starts `cloonix capture LAB TARGET -w FILE ARGS` and waits until it captures: its
+    /// header is in the file (written once its port is up and listened to; another
+    /// capture's mirror would not say this one is there).
     fn start(lab: &Lab, target: &str, args: &[&str]) -> Capture {
         let file = lab.dir.join(format!("{}.pcap", target.replace('.', "-")));
         let child = cloonix()
@@ -41,13 +43,14 @@ impl Capture {
             .spawn()
             .unwrap();
         let start = Instant::now();
-        while mirrors(&lab.name).is_empty() {
+        while std::fs::metadata(&file).map_or(0, |m| m.len()) < 24 {
             assert!(
                 start.elapsed() < Duration::from_secs(10),
-                "no mirror came up"
+                "the capture did not start"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+        assert!(!mirrors(&lab.name).is_empty());
         Capture { child, file }
     }
 
@@ -310,7 +313,12 @@ fn inject(ns: &str, devices: &[String], n: usize) {
                         (&addr as *const libc::sockaddr_ll).cast(),
                         size_of::<libc::sockaddr_ll>() as u32,
                     );
-                    assert_eq!(sent, frame.len() as isize);
+                    assert_eq!(
+                        sent,
+                        frame.len() as isize,
+                        "{}",
+                        std::io::Error::last_os_error()
+                    );
                 }
                 libc::close(fd);
             }
