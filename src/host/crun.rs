@@ -181,6 +181,31 @@ impl RunResult {
     pub fn ok(&self) -> bool {
         self.exit_code == Some(0)
     }
+
+    /// A command that could not be started at all, and why.
+    pub fn not_run(command: String, why: impl std::fmt::Display) -> RunResult {
+        RunResult {
+            command,
+            exit_code: None,
+            output: why.to_string(),
+            timed_out: false,
+        }
+    }
+}
+
+/// `run` on each command in order, stopping after the first that fails: how an
+/// endpoint's `run` list goes, in a container or a VM.
+pub fn in_order<T>(commands: &[T], mut run: impl FnMut(&T) -> RunResult) -> Vec<RunResult> {
+    let mut results = Vec::new();
+    for c in commands {
+        let r = run(c);
+        let ok = r.ok();
+        results.push(r);
+        if !ok {
+            break;
+        }
+    }
+    results
 }
 
 /// A crun container that commands run in.
@@ -235,8 +260,7 @@ pub fn run_each(
     timeout: Duration,
     exec: impl Fn(&[String]) -> Result<Command>,
 ) -> Vec<RunResult> {
-    let mut results = Vec::new();
-    for c in commands {
+    in_order(commands, |c| {
         let (argv, shown) = match c {
             RunCommand::Shell(s) => (
                 vec!["/bin/sh".to_string(), "-c".into(), s.clone()],
@@ -244,22 +268,11 @@ pub fn run_each(
             ),
             RunCommand::Argv(a) => (a.clone(), a.join(" ")),
         };
-        let r = match exec(&argv) {
+        match exec(&argv) {
             Ok(cmd) => run_with_timeout(cmd, timeout, shown),
-            Err(e) => RunResult {
-                command: shown,
-                exit_code: None,
-                output: e.to_string(),
-                timed_out: false,
-            },
-        };
-        let ok = r.ok();
-        results.push(r);
-        if !ok {
-            break;
+            Err(e) => RunResult::not_run(shown, e),
         }
-    }
-    results
+    })
 }
 
 /// Runs `argv` in the container with its output collected, stopped after `timeout`: what
@@ -272,12 +285,7 @@ pub fn exec_captured(
 ) -> RunResult {
     match exec_command(t, env, false, argv) {
         Ok(cmd) => run_with_timeout(cmd, timeout, argv.join(" ")),
-        Err(e) => RunResult {
-            command: argv.join(" "),
-            exit_code: None,
-            output: e.to_string(),
-            timed_out: false,
-        },
+        Err(e) => RunResult::not_run(argv.join(" "), e),
     }
 }
 
@@ -303,14 +311,7 @@ fn run_with_timeout(mut cmd: Command, timeout: Duration, shown: String) -> RunRe
         .spawn();
     let mut child = match child {
         Ok(c) => c,
-        Err(e) => {
-            return RunResult {
-                command: shown,
-                exit_code: None,
-                output: e.to_string(),
-                timed_out: false,
-            };
-        }
+        Err(e) => return RunResult::not_run(shown, e),
     };
     let start = Instant::now();
     let (code, timed_out) = loop {

@@ -21,30 +21,18 @@ fn script_of(c: &Command) -> (String, String) {
 
 /// Runs the commands in order through the agent, stopping at the first failure.
 pub fn run_commands(a: &mut Agent, commands: &[Command]) -> Vec<RunResult> {
-    let mut out = Vec::new();
-    for c in commands {
+    crate::host::crun::in_order(commands, |c| {
         let (script, shown) = script_of(c);
-        let r = match a.run(&script, RUN_TIMEOUT, Duration::from_secs(RUN_TIMEOUT + 30)) {
+        match a.run(&script, RUN_TIMEOUT, Duration::from_secs(RUN_TIMEOUT + 30)) {
             Ok(o) => RunResult {
                 command: shown,
                 exit_code: (o.code != 137).then_some(o.code),
                 output: String::from_utf8_lossy(&[o.stdout, o.stderr].concat()).into_owned(),
                 timed_out: o.code == 137,
             },
-            Err(e) => RunResult {
-                command: shown,
-                exit_code: None,
-                output: e.to_string(),
-                timed_out: false,
-            },
-        };
-        let ok = r.ok();
-        out.push(r);
-        if !ok {
-            break;
+            Err(e) => RunResult::not_run(shown, e),
         }
-    }
-    out
+    })
 }
 
 /// Connects to a running VM's agent; `qemu`, when known, is what must still run.
