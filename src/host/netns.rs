@@ -65,23 +65,8 @@ pub fn add(name: &str) -> Result<()> {
                 std::io::Error::last_os_error(),
             ));
         }
-        let src = CString::new("/proc/thread-self/ns/net").expect("no NUL");
-        let dst = CString::new(owned.as_os_str().as_encoded_bytes()).expect("no NUL");
-        // SAFETY: C strings that outlive the call.
-        if unsafe {
-            libc::mount(
-                src.as_ptr(),
-                dst.as_ptr(),
-                std::ptr::null(),
-                libc::MS_BIND,
-                std::ptr::null(),
-            )
-        } != 0
-        {
-            return Err(io("bind the network namespace")(
-                std::io::Error::last_os_error(),
-            ));
-        }
+        bind(Path::new("/proc/thread-self/ns/net"), &owned)
+            .map_err(io("bind the network namespace"))?;
         set_up("lo")
     })
     .join()
@@ -154,10 +139,21 @@ pub fn attach(name: &str, process: &super::process::Identity) -> Result<()> {
         .create_new(true)
         .open(&target)
         .map_err(io(format!("create {}", target.display())))?;
-    let src = CString::new(format!("/proc/self/fd/{}", ns.as_raw_fd())).expect("no NUL");
-    let dst = CString::new(target.as_os_str().as_encoded_bytes()).expect("no NUL");
-    // SAFETY: C strings that outlive the call; `ns` stays open across it.
-    if unsafe {
+    // `ns` stays open across the bind.
+    let src = PathBuf::from(format!("/proc/self/fd/{}", ns.as_raw_fd()));
+    if let Err(e) = bind(&src, &target) {
+        let _ = del(name);
+        return Err(io(format!("bind namespace {name}"))(e));
+    }
+    Ok(())
+}
+
+/// Bind-mounts the namespace file `src` (a /proc path) onto the file `dst`.
+fn bind(src: &Path, dst: &Path) -> std::io::Result<()> {
+    let src = CString::new(src.as_os_str().as_encoded_bytes()).map_err(std::io::Error::other)?;
+    let dst = CString::new(dst.as_os_str().as_encoded_bytes()).map_err(std::io::Error::other)?;
+    // SAFETY: C strings that outlive the call.
+    let rc = unsafe {
         libc::mount(
             src.as_ptr(),
             dst.as_ptr(),
@@ -165,13 +161,11 @@ pub fn attach(name: &str, process: &super::process::Identity) -> Result<()> {
             libc::MS_BIND,
             std::ptr::null(),
         )
-    } != 0
-    {
-        let e = std::io::Error::last_os_error();
-        let _ = del(name);
-        return Err(io(format!("bind namespace {name}"))(e));
+    };
+    match rc {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
     }
-    Ok(())
 }
 
 /// The inode of the namespace bound under `name`, if one is.
