@@ -15,7 +15,7 @@ use crate::model::C2cRole;
 use crate::status::{C2cStatus, Health};
 use std::collections::VecDeque;
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -295,7 +295,8 @@ fn frames_in(udp: &OwnedFd, tx: Tx, link: &Mutex<Link>, vni: u32) -> Result<(), 
     }
 }
 
-/// `recvmmsg` on a UDP socket, non-blocking, with each datagram's source.
+/// `recvmmsg` on a UDP socket, non-blocking, with each datagram's source (none for one
+/// cut short).
 fn recv_from(
     fd: &OwnedFd,
     bufs: &mut [Vec<u8>],
@@ -307,51 +308,16 @@ fn recv_from(
     let mut names: Vec<libc::sockaddr_storage> = (0..bufs.len())
         .map(|_| unsafe { std::mem::zeroed() })
         .collect();
-    let mut iovs: Vec<libc::iovec> = bufs
-        .iter_mut()
-        .map(|b| libc::iovec {
-            iov_base: b[offset..].as_mut_ptr().cast(),
-            iov_len: b.len() - offset,
-        })
-        .collect();
-    let mut msgs: Vec<libc::mmsghdr> = iovs
-        .iter_mut()
-        .zip(names.iter_mut())
-        .map(|(iov, name)| {
-            // SAFETY: zeroed mmsghdr is valid.
-            let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
-            m.msg_hdr.msg_iov = iov;
-            m.msg_hdr.msg_iovlen = 1;
-            m.msg_hdr.msg_name = (name as *mut libc::sockaddr_storage).cast();
-            m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
-            m
-        })
-        .collect();
-    // SAFETY: everything the headers point at outlives the call.
-    let n = unsafe {
-        libc::recvmmsg(
-            fd.as_fd().as_raw_fd(),
-            msgs.as_mut_ptr(),
-            msgs.len() as libc::c_uint,
-            libc::MSG_DONTWAIT,
-            std::ptr::null_mut(),
-        )
+    let mut cut = [false; packet::BATCH];
+    let n = match packet::recv_batch(fd, bufs, offset, Some(&mut names), lens, &mut cut) {
+        // What an earlier datagram to a peer not there yet left on the socket.
+        Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => 0,
+        r => r?,
     };
-    if n < 0 {
-        let e = std::io::Error::last_os_error();
-        return match e.raw_os_error() {
-            Some(libc::EAGAIN | libc::EINTR | libc::ECONNREFUSED) => Ok(0),
-            _ => Err(e),
-        };
+    for i in 0..n {
+        addrs[i] = if cut[i] { None } else { sockaddr(&names[i]) };
     }
-    for i in 0..n as usize {
-        lens[i] = msgs[i].msg_len as usize + offset;
-        addrs[i] = sockaddr(&names[i]);
-        if msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
-            addrs[i] = None;
-        }
-    }
-    Ok(n as usize)
+    Ok(n)
 }
 
 fn sockaddr(s: &libc::sockaddr_storage) -> Option<SocketAddr> {

@@ -167,30 +167,61 @@ impl Rx {
 }
 
 /// `recvmmsg` into `bufs` at `offset`, non-blocking; lengths (offset included) in `lens`.
+/// Frames cut short are dropped, the others moved to the front.
 pub fn recv_into(
     fd: &OwnedFd,
     bufs: &mut [Vec<u8>],
     lens: &mut [usize],
     offset: usize,
 ) -> io::Result<usize> {
+    let mut cut = [false; BATCH];
+    let n = recv_batch(fd, bufs, offset, None, lens, &mut cut)?;
+    let mut kept = 0;
+    for i in (0..n).filter(|&i| !cut[i]) {
+        if kept != i {
+            bufs.swap(kept, i);
+            lens[kept] = lens[i];
+        }
+        kept += 1;
+    }
+    Ok(kept)
+}
+
+/// One `recvmmsg` of at most [`BATCH`] messages into `bufs` at `offset`, non-blocking,
+/// each one's source into `names` when given: how many came (0 when none was waiting),
+/// each one's length (offset included) in `lens` and whether it was cut short in `cut`.
+pub fn recv_batch(
+    fd: &OwnedFd,
+    bufs: &mut [Vec<u8>],
+    offset: usize,
+    mut names: Option<&mut [libc::sockaddr_storage]>,
+    lens: &mut [usize],
+    cut: &mut [bool],
+) -> io::Result<usize> {
     let mut iovs: Vec<libc::iovec> = bufs
         .iter_mut()
+        .take(BATCH)
         .map(|b| libc::iovec {
             iov_base: b[offset..].as_mut_ptr().cast(),
             iov_len: b.len() - offset,
         })
         .collect();
-    // SAFETY: zeroed mmsghdr is valid; each points at its own live iovec.
+    // SAFETY: zeroed mmsghdr is valid; each points at its own live iovec and name.
     let mut msgs: Vec<libc::mmsghdr> = iovs
         .iter_mut()
-        .map(|iov| {
+        .enumerate()
+        .map(|(i, iov)| {
             let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
             m.msg_hdr.msg_iov = iov;
             m.msg_hdr.msg_iovlen = 1;
+            if let Some(name) = names.as_deref_mut().and_then(|n| n.get_mut(i)) {
+                m.msg_hdr.msg_name = (name as *mut libc::sockaddr_storage).cast();
+                m.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as u32;
+            }
             m
         })
         .collect();
-    // SAFETY: msgs and the buffers they point at outlive the call.
+    // SAFETY: msgs and the buffers and names they point at outlive the call.
     let n = unsafe {
         libc::recvmmsg(
             fd.as_raw_fd(),
@@ -207,19 +238,11 @@ pub fn recv_into(
             _ => Err(e),
         };
     }
-    let mut kept = 0;
     for (i, m) in msgs.iter().take(n as usize).enumerate() {
-        if m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
-            continue;
-        }
-        let len = m.msg_len as usize + offset;
-        if kept != i {
-            bufs.swap(kept, i);
-        }
-        lens[kept] = len;
-        kept += 1;
+        lens[i] = m.msg_len as usize + offset;
+        cut[i] = m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
     }
-    Ok(kept)
+    Ok(n as usize)
 }
 
 /// The sending side of a port.
